@@ -1,0 +1,1 @@
+"""The ModelDeployment API: pydantic models, names, conditions, the CRD schema."""

@@ -1,0 +1,35 @@
+"""Names of the API and the labels and annotations the operator owns."""
+
+GROUP = "modeldeploy.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "ModelDeployment"
+PLURAL = "modeldeployments"
+SINGULAR = "modeldeployment"
+SHORT_NAMES = ["md"]
+
+FIELD_MANAGER = "modeldeploy"
+
+LABEL_NAME = "app.kubernetes.io/name"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY = "modeldeploy"
+LABEL_MD = f"{GROUP}/name"
+LABEL_REVISION = f"{GROUP}/revision"
+LABEL_REVISION_HASH = f"{GROUP}/revision-hash"
+
+ANN_MODEL_VERSION = f"{GROUP}/model-version"
+ANN_OUTCOME = f"{GROUP}/outcome"
+ANN_OUTCOME_REASON = f"{GROUP}/outcome-reason"
+ANN_SCALE_DOWN_AT = f"{GROUP}/scale-down-at"
+
+MODEL_MOUNT_PATH = "/mnt/models"
+
+
+def deployment_name(md: str, revision: int) -> str:
+    """The Deployment that runs one revision."""
+    return f"{md}-r{revision}"
+
+
+def base_labels(md: str) -> dict[str, str]:
+    """Labels on every object the operator creates for a ModelDeployment."""
+    return {LABEL_NAME: md, LABEL_MANAGED_BY: MANAGED_BY, LABEL_MD: md}

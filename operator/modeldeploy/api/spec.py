@@ -1,0 +1,292 @@
+"""The ModelDeployment spec (v1alpha1): field names are the API contract.
+
+The CRD's OpenAPI schema is generated from these models (api/crd.py), so the
+API server rejects what they reject; rules across fields are CEL expressions
+attached with `_cel(...)` and repeated as pydantic validators for the operator.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+URI_SCHEMES = ("s3", "gs", "hf", "pvc", "https", "oci")
+URI_PATTERN = rf"^({'|'.join(URI_SCHEMES)})://[^\s]+$"
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+PATH_PATTERN = r"^/[^\s]*$"
+
+IntOrString = int | str
+
+
+def _cel(*rules: tuple[str, str]) -> dict[str, Any]:
+    """Attach CEL validations (rule, message) to a model's generated schema."""
+    return {"x-kubernetes-validations": [{"rule": r, "message": m} for r, m in rules]}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid",
+                              frozen=True)
+
+
+class ModelSource(_Model):
+    """Where the model comes from."""
+
+    uri: Annotated[str, Field(pattern=URI_PATTERN, max_length=2048, description=(
+        "Model location; scheme one of s3://, gs://, hf://, pvc://<claim>/<path>, https://, oci://"))]
+    version: Annotated[str, Field(min_length=1, max_length=63,
+                                  description="Model version, shown in status and history")]
+    format: Annotated[str | None, Field(max_length=63, description="Model format hint, e.g. sklearn, onnx")] = None
+    credentials_secret: Annotated[str | None, Field(
+        pattern=DNS_SUBDOMAIN_PATTERN, max_length=253,
+        description="Secret whose keys become environment variables of the model fetcher and server")] = None
+
+
+class EnvVar(_Model):
+    """A container environment variable (value or valueFrom, as in core/v1)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=255)]
+    value: str | None = None
+    value_from: Annotated[dict[str, Any] | None, Field(json_schema_extra={
+        "x-kubernetes-preserve-unknown-fields": True})] = None
+
+
+class Resources(_Model):
+    """Compute resources of the model server container."""
+
+    limits: dict[str, IntOrString] | None = None
+    requests: dict[str, IntOrString] | None = None
+
+
+class Runtime(_Model):
+    """The model server: an image, or a preset the operator knows."""
+
+    model_config = ConfigDict(json_schema_extra=_cel(
+        ("has(self.image) != has(self.preset)", "set exactly one of runtime.image or runtime.preset"),
+    ))
+
+    image: Annotated[str | None, Field(min_length=1, max_length=512)] = None
+    preset: Annotated[str | None, Field(pattern=DNS_LABEL_PATTERN, max_length=63, description=(
+        "A runtime preset known to the operator (mlserver, triton, torchserve, vllm)"))] = None
+    args: list[str] | None = None
+    env: list[EnvVar] | None = None
+    resources: Resources | None = None
+    port: Annotated[int | None, Field(ge=1, le=65535, description="Serving port; default 8080 or the preset's")] = None
+    readiness_path: Annotated[str | None, Field(pattern=PATH_PATTERN, max_length=1024, description=(
+        "HTTP path of the readiness probe; default /v2/health/ready or the preset's"))] = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Runtime:
+        if (self.image is None) == (self.preset is None):
+            raise ValueError("set exactly one of runtime.image or runtime.preset")
+        return self
+
+
+class TemplateMetadata(_Model):
+    """Labels and annotations added to the serving pods."""
+
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+
+
+class TolerationOperator(str, Enum):
+    EXISTS = "Exists"
+    EQUAL = "Equal"
+
+
+class TaintEffect(str, Enum):
+    NO_SCHEDULE = "NoSchedule"
+    PREFER_NO_SCHEDULE = "PreferNoSchedule"
+    NO_EXECUTE = "NoExecute"
+
+
+class Toleration(_Model):
+    key: str | None = None
+    operator: TolerationOperator | None = None
+    value: str | None = None
+    effect: TaintEffect | None = None
+    toleration_seconds: int | None = None
+
+
+class PodTemplate(_Model):
+    """Pod overrides for the serving pods."""
+
+    metadata: TemplateMetadata | None = None
+    node_selector: dict[str, str] | None = None
+    tolerations: list[Toleration] | None = None
+    service_account_name: Annotated[str | None, Field(pattern=DNS_SUBDOMAIN_PATTERN, max_length=253)] = None
+
+
+class Autoscaling(_Model):
+    """A HorizontalPodAutoscaler on the serving revision."""
+
+    model_config = ConfigDict(json_schema_extra=_cel(
+        ("self.minReplicas <= self.maxReplicas", "autoscaling.minReplicas must not exceed maxReplicas"),
+    ))
+
+    min_replicas: Annotated[int, Field(ge=1, le=1000)] = 1
+    max_replicas: Annotated[int, Field(ge=1, le=1000)]
+    target_cpu_utilization_percentage: Annotated[int, Field(ge=1, le=100)] = 80
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Autoscaling:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("autoscaling.minReplicas must not exceed maxReplicas")
+        return self
+
+
+class Pause(_Model):
+    duration: Annotated[str | None, Field(pattern=DURATION_PATTERN, description=(
+        "How long to wait, e.g. 30s or 5m; absent: wait for `kubectl modeldeploy promote`"))] = None
+
+
+class AnalysisStep(_Model):
+    """Run the rollout's analysis block now and gate on its verdict."""
+
+
+class Step(_Model):
+    """One rollout step: exactly one of setWeight, pause, analysis."""
+
+    model_config = ConfigDict(json_schema_extra=_cel(
+        ("[has(self.setWeight), has(self.pause), has(self.analysis)].filter(x, x).size() == 1",
+         "each rollout step sets exactly one of setWeight, pause, analysis"),
+    ))
+
+    set_weight: Annotated[int | None, Field(ge=0, le=100)] = None
+    pause: Pause | None = None
+    analysis: AnalysisStep | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Step:
+        if sum(x is not None for x in (self.set_weight, self.pause, self.analysis)) != 1:
+            raise ValueError("each rollout step sets exactly one of setWeight, pause, analysis")
+        return self
+
+
+class ReplicasRouting(_Model):
+    """No mesh: a weight is the share of ready pods behind the Service."""
+
+
+class GatewayAPIRouting(_Model):
+    http_route: Annotated[str, Field(pattern=DNS_SUBDOMAIN_PATTERN, max_length=253)]
+    namespace: Annotated[str | None, Field(pattern=DNS_LABEL_PATTERN, max_length=63)] = None
+
+
+class IstioRouting(_Model):
+    virtual_service: Annotated[str, Field(pattern=DNS_SUBDOMAIN_PATTERN, max_length=253)]
+    routes: list[str] | None = None
+
+
+class TrafficRouting(_Model):
+    model_config = ConfigDict(json_schema_extra=_cel(
+        ("[has(self.replicas), has(self.gatewayAPI), has(self.istio)].filter(x, x).size() <= 1",
+         "trafficRouting takes exactly one of replicas, gatewayAPI, istio"),
+    ))
+
+    replicas: ReplicasRouting | None = None
+    gateway_api: Annotated[GatewayAPIRouting | None, Field(alias="gatewayAPI")] = None
+    istio: IstioRouting | None = None
+
+
+class ThresholdRange(_Model):
+    model_config = ConfigDict(json_schema_extra=_cel(
+        ("has(self.min) || has(self.max)", "thresholdRange needs min, max or both"),
+    ))
+
+    min: float | None = None
+    max: float | None = None
+
+
+class PrometheusMetric(_Model):
+    address: Annotated[str, Field(pattern=r"^https?://[^\s]+$")]
+    query: Annotated[str, Field(min_length=1)]
+
+
+class WebhookMetric(_Model):
+    url: Annotated[str, Field(pattern=r"^https?://[^\s]+$")]
+    timeout_seconds: Annotated[int, Field(ge=1, le=300)] = 10
+
+
+class Metric(_Model):
+    model_config = ConfigDict(json_schema_extra=_cel(
+        ("has(self.prometheus) != has(self.webhook)", "each metric takes exactly one of prometheus or webhook"),
+        ("!has(self.prometheus) || has(self.thresholdRange)", "a prometheus metric needs a thresholdRange"),
+    ))
+
+    name: Annotated[str, Field(pattern=DNS_LABEL_PATTERN, max_length=63)]
+    prometheus: PrometheusMetric | None = None
+    webhook: WebhookMetric | None = None
+    threshold_range: ThresholdRange | None = None
+
+
+class Analysis(_Model):
+    interval: Annotated[str, Field(pattern=DURATION_PATTERN)] = "30s"
+    failure_limit: Annotated[int, Field(ge=0, le=100)] = 1
+    metrics: list[Metric] | None = None
+
+
+class Rollout(_Model):
+    steps: list[Step] | None = None
+    traffic_routing: TrafficRouting | None = None
+    analysis: Analysis | None = None
+    progress_deadline_seconds: Annotated[int, Field(ge=1, le=86400)] = 600
+    auto_rollback: bool = True
+    scale_down_delay_seconds: Annotated[int, Field(ge=0, le=86400)] = 30
+
+
+class ModelDeploymentSpec(_Model):
+    """What a team asks for: one model, served."""
+
+    model_config = ConfigDict(json_schema_extra=_cel(
+        ("!has(self.autoscaling) || !has(self.replicas) || "
+         "(self.replicas >= self.autoscaling.minReplicas && self.replicas <= self.autoscaling.maxReplicas)",
+         "with autoscaling, replicas is the starting size and must lie within "
+         "[autoscaling.minReplicas, autoscaling.maxReplicas]"),
+    ))
+
+    model: ModelSource
+    runtime: Runtime
+    template: PodTemplate | None = None
+    replicas: Annotated[int | None, Field(ge=0, le=1000, description=(
+        "Serving pods; default 1. With autoscaling: the starting size"))] = None
+    autoscaling: Autoscaling | None = None
+    rollout: Rollout = Rollout()
+    revision_history_limit: Annotated[int, Field(ge=1, le=100)] = 10
+    paused: bool = False
+
+    @model_validator(mode="after")
+    def _replicas_in_bounds(self) -> ModelDeploymentSpec:
+        a = self.autoscaling
+        if a and self.replicas is not None and not a.min_replicas <= self.replicas <= a.max_replicas:
+            raise ValueError("with autoscaling, replicas is the starting size and must lie within "
+                             "[autoscaling.minReplicas, autoscaling.maxReplicas]")
+        return self
+
+    def desired_replicas(self) -> int:
+        """Pods of a fully rolled-out revision when no autoscaler decides."""
+        if self.replicas is not None:
+            return self.replicas
+        return self.autoscaling.min_replicas if self.autoscaling else 1
+
+    def serving_template(self) -> dict[str, Any]:
+        """The part of the spec that makes a revision: everything that changes pods."""
+        return {
+            "model": self.model.model_dump(by_alias=True, exclude_none=True, mode="json"),
+            "runtime": self.runtime.model_dump(by_alias=True, exclude_none=True, mode="json"),
+            "template": (self.template.model_dump(by_alias=True, exclude_none=True, mode="json")
+                         if self.template else {}),
+        }
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a Go-style duration such as 30s, 1m30s, 500ms."""
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    total = 0.0
+    for num, unit in re.findall(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)", text):
+        total += float(num) * units[unit]
+    return total
