@@ -8,7 +8,7 @@ attached with `_cel(...)` and repeated as pydantic validators for the operator.
 from __future__ import annotations
 
 import re
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -73,8 +73,9 @@ class Runtime(_Model):
     image: Annotated[str | None, Field(min_length=1, max_length=512)] = None
     preset: Annotated[str | None, Field(pattern=DNS_LABEL_PATTERN, max_length=63, description=(
         "A runtime preset known to the operator (mlserver, triton, torchserve, vllm)"))] = None
-    args: list[str] | None = None
-    env: list[EnvVar] | None = None
+    # Bounded lists keep objects small and the API server's worst-case CEL cost estimate in budget.
+    args: Annotated[list[str] | None, Field(max_length=200)] = None
+    env: Annotated[list[EnvVar] | None, Field(max_length=200)] = None
     resources: Resources | None = None
     port: Annotated[int | None, Field(ge=1, le=65535, description="Serving port; default 8080 or the preset's")] = None
     readiness_path: Annotated[str | None, Field(pattern=PATH_PATTERN, max_length=1024, description=(
@@ -94,12 +95,12 @@ class TemplateMetadata(_Model):
     annotations: dict[str, str] | None = None
 
 
-class TolerationOperator(str, Enum):
+class TolerationOperator(StrEnum):
     EXISTS = "Exists"
     EQUAL = "Equal"
 
 
-class TaintEffect(str, Enum):
+class TaintEffect(StrEnum):
     NO_SCHEDULE = "NoSchedule"
     PREFER_NO_SCHEDULE = "PreferNoSchedule"
     NO_EXECUTE = "NoExecute"
@@ -118,7 +119,7 @@ class PodTemplate(_Model):
 
     metadata: TemplateMetadata | None = None
     node_selector: dict[str, str] | None = None
-    tolerations: list[Toleration] | None = None
+    tolerations: Annotated[list[Toleration] | None, Field(max_length=50)] = None
     service_account_name: Annotated[str | None, Field(pattern=DNS_SUBDOMAIN_PATTERN, max_length=253)] = None
 
 
@@ -131,7 +132,9 @@ class Autoscaling(_Model):
 
     min_replicas: Annotated[int, Field(ge=1, le=1000)] = 1
     max_replicas: Annotated[int, Field(ge=1, le=1000)]
-    target_cpu_utilization_percentage: Annotated[int, Field(ge=1, le=100)] = 80
+    # to_camel would spell it targetCpu...; DESIGN.md and the HPA API spell it targetCPU...
+    target_cpu_utilization_percentage: Annotated[int, Field(
+        alias="targetCPUUtilizationPercentage", ge=1, le=100)] = 80
 
     @model_validator(mode="after")
     def _bounds(self) -> Autoscaling:
@@ -227,11 +230,11 @@ class Metric(_Model):
 class Analysis(_Model):
     interval: Annotated[str, Field(pattern=DURATION_PATTERN)] = "30s"
     failure_limit: Annotated[int, Field(ge=0, le=100)] = 1
-    metrics: list[Metric] | None = None
+    metrics: Annotated[list[Metric] | None, Field(max_length=20)] = None
 
 
 class Rollout(_Model):
-    steps: list[Step] | None = None
+    steps: Annotated[list[Step] | None, Field(max_length=50)] = None
     traffic_routing: TrafficRouting | None = None
     analysis: Analysis | None = None
     progress_deadline_seconds: Annotated[int, Field(ge=1, le=86400)] = 600

@@ -1,0 +1,1 @@
+"""Command line: the operator process and the kubectl plugin."""

@@ -1,0 +1,168 @@
+"""`modeldeploy` / `kubectl modeldeploy`: run the operator, or look at and steer rollouts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from typing import Any
+
+from modeldeploy import __version__
+from modeldeploy.api import names
+from modeldeploy.cli import render
+from modeldeploy.k8s.client import Kube
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed without a traceback."""
+
+
+def _namespace(args: argparse.Namespace) -> str:
+    if args.namespace:
+        return str(args.namespace)
+    import kubernetes.config
+
+    try:
+        _, active = kubernetes.config.list_kube_config_contexts(config_file=args.kubeconfig)
+        return str(active.get("context", {}).get("namespace") or "default")
+    except (kubernetes.config.ConfigException, OSError, TypeError):
+        return "default"
+
+
+def _kube(args: argparse.Namespace) -> Kube:
+    import kubernetes.config
+
+    try:
+        return Kube.connect(args.kubeconfig)
+    except (kubernetes.config.ConfigException, OSError) as exc:
+        raise CliError(f"cannot load a kubeconfig ({exc}); set KUBECONFIG or pass --kubeconfig") from exc
+
+
+def _get_md(kube: Kube, namespace: str, name: str) -> dict[str, Any]:
+    from kubernetes.client.rest import ApiException
+
+    try:
+        md = kube.get(names.API_VERSION, names.KIND, namespace, name)
+    except ApiException as exc:
+        if exc.status == 404:  # the CRD itself is missing
+            raise CliError("the ModelDeployment API is not installed in this cluster; "
+                           "install the CRDs first (kubectl apply -f crds/)") from exc
+        raise CliError(f"the API server answered {exc.status} {exc.reason}") from exc
+    if md is None:
+        raise CliError(f"ModelDeployment {name!r} not found in namespace {namespace!r}; "
+                       f"`kubectl get modeldeployments -n {namespace}` lists the ones there")
+    return md
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    kube, ns = _kube(args), _namespace(args)
+    last = ""
+    while True:
+        md = _get_md(kube, ns, args.name)
+        history = kube.owned("apps/v1", "ControllerRevision", ns, args.name)
+        text = render.status(md, history)
+        if text != last:
+            if args.watch and last:
+                print("-" * 60)
+            print(text, flush=True)
+            last = text
+        if not args.watch:
+            return 0
+        time.sleep(1)
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    kube, ns = _kube(args), _namespace(args)
+    md = _get_md(kube, ns, args.name)
+    history = kube.owned("apps/v1", "ControllerRevision", ns, args.name)
+    if args.output == "json":
+        print(json.dumps(render.history_rows(md, history), indent=2))
+    else:
+        print(render.history(md, history))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import kopf
+    import prometheus_client
+
+    from modeldeploy.desired.settings import Settings
+    from modeldeploy.handlers import operator as handlers
+
+    _setup_logging(args.verbose, args.log_format)
+    if args.kubeconfig:
+        os.environ["KUBECONFIG"] = args.kubeconfig  # kopf's own login reads it
+    if not args.namespace and not args.all_namespaces:
+        raise CliError("say which namespaces to watch: --namespace NS (repeatable) or --all-namespaces")
+    kube = _kube(args)
+    settings = Settings(storage_initializer_image=args.storage_initializer_image)
+    if args.metrics_port:
+        prometheus_client.start_http_server(args.metrics_port)
+    liveness = f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None
+    kopf.run(standalone=True, clusterwide=args.all_namespaces, namespaces=args.namespace or [],
+             memo=handlers.make_memo(kube, settings), liveness_endpoint=liveness)
+    return 0
+
+
+def _setup_logging(verbose: bool, fmt: str) -> None:
+    level = logging.DEBUG if verbose else logging.INFO
+    if fmt == "json":
+        logging.basicConfig(level=level, format='{"time":"%(asctime)s","level":"%(levelname)s",'
+                                                '"logger":"%(name)s","message":%(message)r}')
+    else:
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    logging.getLogger("kubernetes").setLevel(logging.WARNING)
+    if not verbose:
+        # kopf logs every handled watch event at INFO; the reconciler logs what matters.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line."""
+    p = argparse.ArgumentParser(prog="modeldeploy", description=__doc__)
+    p.add_argument("--version", action="version", version=f"modeldeploy {__version__}")
+    p.add_argument("--kubeconfig", default=None, help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the operator")
+    run.add_argument("--namespace", "-n", action="append", help="watch this namespace (repeatable)")
+    run.add_argument("--all-namespaces", "-A", action="store_true", help="watch every namespace")
+    run.add_argument("--metrics-port", type=int, default=8080, help="Prometheus metrics port (0: off)")
+    run.add_argument("--health-port", type=int, default=8081, help="liveness endpoint port (0: off)")
+    run.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+    run.add_argument("--log-format", choices=["text", "json"], default="text")
+    run.add_argument("--storage-initializer-image", default=os.environ.get(
+        "MODELDEPLOY_STORAGE_INITIALIZER_IMAGE", "docker.io/kserve/storage-initializer:v0.14.1"),
+        help="image of the init container that fetches model.uri")
+    run.set_defaults(func=cmd_run)
+
+    for name, func, text in (("status", cmd_status, "show a ModelDeployment's rollout state"),
+                             ("history", cmd_history, "list a ModelDeployment's revisions")):
+        c = sub.add_parser(name, help=text)
+        c.add_argument("name", help="ModelDeployment name")
+        c.add_argument("--namespace", "-n", default=None)
+        c.set_defaults(func=func)
+        if name == "status":
+            c.add_argument("--watch", "-w", action="store_true", help="keep printing changes")
+        else:
+            c.add_argument("--output", "-o", choices=["table", "json"], default="table")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+        return code
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""Does a live object already say everything a desired manifest says?
+
+A reconcile sends a server-side apply only when it does not, so a reconcile
+with nothing to change makes no write. Fields the server adds (defaults,
+status, other managers' fields) are ignored; fields we set and someone else
+changed are drift, and are put back.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from kubernetes.utils import parse_quantity
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == {} or value == []
+
+
+def _same_scalar(want: Any, have: Any) -> bool:
+    if want == have:
+        return True
+    if isinstance(want, bool) or isinstance(have, bool):
+        return False
+    # "1" vs 1, "500m" vs "0.5", "1Gi" vs "1073741824": quantities the server normalised.
+    try:
+        return Decimal(parse_quantity(want)) == Decimal(parse_quantity(have))
+    except (ValueError, TypeError, InvalidOperation):
+        return False
+
+
+def covers(have: Any, want: Any) -> bool:
+    """True when `have` (live) holds every field of `want` (desired) with the same value."""
+    if isinstance(want, dict):
+        if not isinstance(have, dict):
+            return _empty(want) and _empty(have)
+        return all(covers(have.get(k), v) if not _empty(v) else _empty(have.get(k)) or have.get(k) == v
+                   for k, v in want.items())
+    if isinstance(want, list):
+        if not isinstance(have, list):
+            return _empty(want) and _empty(have)
+        return len(want) == len(have) and all(covers(h, w) for h, w in zip(have, want, strict=True))
+    return _same_scalar(want, have)
+
+
+def needs_apply(desired: dict[str, Any], live: dict[str, Any] | None) -> bool:
+    """True when the live object is missing or differs from the desired manifest."""
+    if live is None:
+        return True
+    want = {k: v for k, v in desired.items() if k not in ("apiVersion", "kind")}
+    return not covers(live, want)

@@ -1,0 +1,67 @@
+"""Runtime presets: model servers the operator knows how to run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from modeldeploy.api.spec import Runtime
+
+DEFAULT_PORT = 8080
+DEFAULT_READINESS_PATH = "/v2/health/ready"
+
+
+@dataclass(frozen=True)
+class Preset:
+    image: str
+    port: int
+    readiness_path: str
+    args: tuple[str, ...] = ()
+
+
+# Images are the upstream servers' public ones; a platform can pin others by
+# setting runtime.image instead.
+PRESETS: dict[str, Preset] = {
+    "mlserver": Preset("docker.io/seldonio/mlserver:1.6.1", 8080, "/v2/health/ready"),
+    "triton": Preset("nvcr.io/nvidia/tritonserver:24.08-py3", 8000, "/v2/health/ready",
+                     ("tritonserver", "--model-repository=/mnt/models")),
+    "torchserve": Preset("docker.io/pytorch/torchserve:0.12.0-cpu", 8080, "/ping"),
+    "vllm": Preset("docker.io/vllm/vllm-openai:v0.6.3", 8000, "/health", ("--model", "/mnt/models")),
+}
+
+
+class UnknownPreset(ValueError):
+    """spec.runtime.preset names no preset the operator knows."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"spec.runtime.preset: {name!r} is not a known runtime preset; use one of "
+            f"{', '.join(sorted(PRESETS))}, or set spec.runtime.image to your own server image")
+
+
+@dataclass(frozen=True)
+class ResolvedRuntime:
+    image: str
+    port: int
+    readiness_path: str
+    args: tuple[str, ...]
+
+
+def resolve(runtime: Runtime) -> ResolvedRuntime:
+    """The image, port, probe path and args to run, with preset defaults filled in."""
+    if runtime.preset is not None:
+        preset = PRESETS.get(runtime.preset)
+        if preset is None:
+            raise UnknownPreset(runtime.preset)
+        return ResolvedRuntime(
+            image=preset.image,
+            port=runtime.port or preset.port,
+            readiness_path=runtime.readiness_path or preset.readiness_path,
+            args=tuple(runtime.args) if runtime.args is not None else preset.args,
+        )
+    assert runtime.image is not None  # the spec model guarantees image or preset
+    return ResolvedRuntime(
+        image=runtime.image,
+        port=runtime.port or DEFAULT_PORT,
+        readiness_path=runtime.readiness_path or DEFAULT_READINESS_PATH,
+        args=tuple(runtime.args or ()),
+    )

@@ -1,0 +1,1 @@
+"""Thin kopf glue: every trigger calls the one reconcile."""

@@ -1,0 +1,83 @@
+"""kopf handlers. Each one only routes its trigger to the one reconcile."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+
+from modeldeploy.api import names
+from modeldeploy.api.status import Phase
+from modeldeploy.desired.settings import Settings
+from modeldeploy.handlers import metrics
+from modeldeploy.handlers.queue import Coalescer, Key
+from modeldeploy.k8s.client import Kube
+from modeldeploy.reconcile.core import Result, reconcile
+
+log = logging.getLogger("modeldeploy.handlers")
+MANAGED = {names.LABEL_MANAGED_BY: names.MANAGED_BY}
+# Children whose changes can need a reconcile of their ModelDeployment.
+CHILDREN = [("apps", "v1", "deployments"), ("", "v1", "services"), ("", "v1", "pods"),
+            ("autoscaling", "v2", "horizontalpodautoscalers"), ("policy", "v1", "poddisruptionbudgets"),
+            ("apps", "v1", "controllerrevisions")]
+
+
+def make_memo(kube: Kube, settings: Settings) -> kopf.Memo:
+    """What every handler needs: the API client and the per-object queue."""
+    memo = kopf.Memo(kube=kube, settings=settings)
+
+    async def run(namespace: str, name: str) -> Result:
+        before = kube.writes
+        result = await asyncio.to_thread(reconcile, kube, namespace, name, settings)
+        metrics.API_WRITES.inc(kube.writes - before)
+        return result
+
+    def observe(key: Key, result: Result | None, error: BaseException | None) -> None:
+        if error is not None or result is None:
+            metrics.RECONCILES.labels("error").inc()
+            return
+        metrics.RECONCILES.labels("changed" if result.writes else "unchanged").inc()
+        metrics.RECONCILE_SECONDS.observe(result.seconds)
+        for phase in Phase:
+            metrics.PHASE.labels(key[0], key[1], phase.value).set(1 if phase.value == result.phase else 0)
+
+    memo.queue = Coalescer(run, observe)
+    return memo
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    """kopf keeps its state in status (a GitOps sync or kubectl replace cannot wipe it) and posts no events."""
+    settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf.progress")
+    settings.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(field="status.kopf.diffbase")
+    settings.posting.enabled = False  # the reconciler writes its own, meaningful Events
+    settings.watching.server_timeout = 270
+    settings.networking.error_backoffs = [1, 2, 5, 10]
+
+
+@kopf.on.resume(names.GROUP, names.VERSION, names.PLURAL, id="reconcile-on-resume")
+@kopf.on.create(names.GROUP, names.VERSION, names.PLURAL, id="reconcile-on-create")
+@kopf.on.update(names.GROUP, names.VERSION, names.PLURAL, id="reconcile-on-update")
+async def modeldeployment_changed(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
+    await memo.queue.trigger(namespace, name)
+
+
+@kopf.on.delete(names.GROUP, names.VERSION, names.PLURAL, id="forget-on-delete", optional=True)
+async def modeldeployment_deleted(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
+    # optional=True: no finalizer; ownerReferences let the garbage collector
+    # remove the children.
+    memo.queue.forget(namespace, name)
+
+
+def _child_handler(group: str, version: str, plural: str) -> None:
+    @kopf.on.event(group, version, plural, labels=MANAGED, id=f"child-{plural}")
+    async def child_changed(namespace: str, labels: dict[str, str], memo: kopf.Memo, **_: Any) -> None:
+        owner = labels.get(names.LABEL_MD)
+        if owner:
+            await memo.queue.trigger(namespace, owner)
+
+
+for _group, _version, _plural in CHILDREN:
+    _child_handler(_group, _version, _plural)

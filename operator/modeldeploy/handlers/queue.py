@@ -1,0 +1,70 @@
+"""One reconcile at a time per ModelDeployment, with bursts of triggers coalesced.
+
+A trigger that arrives while a reconcile of the same object waits to start
+adds nothing: that reconcile will read the newest state anyway. Failures and
+time-based steps come back through a timer, never a polling loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from modeldeploy.reconcile.core import Result
+
+log = logging.getLogger("modeldeploy.queue")
+Key = tuple[str, str]
+RETRY_SECONDS = (1, 2, 5, 10, 30)
+
+
+class Coalescer:
+    def __init__(self, run: Callable[[str, str], Awaitable[Result]],
+                 observe: Callable[[Key, Result | None, BaseException | None], None] | None = None) -> None:
+        self._run = run
+        self._observe = observe
+        self._locks: dict[Key, asyncio.Lock] = {}
+        self._pending: set[Key] = set()
+        self._timers: dict[Key, asyncio.TimerHandle] = {}
+        self._failures: dict[Key, int] = {}
+
+    async def trigger(self, namespace: str, name: str) -> None:
+        """Reconcile now, or fold into a reconcile that is about to start."""
+        key = (namespace, name)
+        if key in self._pending:
+            return
+        self._pending.add(key)
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            self._pending.discard(key)
+            try:
+                result = await self._run(namespace, name)
+            except Exception as exc:  # the operator must outlive any one object
+                n = self._failures.get(key, 0)
+                self._failures[key] = n + 1
+                delay = RETRY_SECONDS[min(n, len(RETRY_SECONDS) - 1)]
+                log.warning("reconcile of %s/%s failed (%s: %s); retrying in %ss",
+                            namespace, name, type(exc).__name__, exc, delay)
+                if self._observe:
+                    self._observe(key, None, exc)
+                self._schedule(key, delay)
+                return
+        self._failures.pop(key, None)
+        if self._observe:
+            self._observe(key, result, None)
+        self._schedule(key, result.requeue_after)
+
+    def _schedule(self, key: Key, delay: float | None) -> None:
+        old = self._timers.pop(key, None)
+        if old is not None:
+            old.cancel()
+        if delay is None:
+            return
+        loop = asyncio.get_running_loop()
+        self._timers[key] = loop.call_later(max(delay, 0.05), lambda: asyncio.ensure_future(self.trigger(*key)))
+
+    def forget(self, namespace: str, name: str) -> None:
+        """Drop timers of a deleted object."""
+        timer = self._timers.pop((namespace, name), None)
+        if timer is not None:
+            timer.cancel()

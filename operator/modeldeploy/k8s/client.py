@@ -1,0 +1,127 @@
+"""A small typed door to the API server: read, server-side apply, delete, status, events."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+import kubernetes.client
+import kubernetes.config
+from kubernetes.client.rest import ApiException
+
+from modeldeploy.api import names
+from modeldeploy.k8s.kinds import kind_of
+
+JSON = dict[str, Any]
+
+
+class Kube:
+    """The operator's API client; counts its writes so a no-op reconcile can be shown to make none."""
+
+    def __init__(self, api: kubernetes.client.ApiClient) -> None:
+        self.api = api
+        self.writes = 0
+        self._lock = threading.Lock()
+
+    @classmethod
+    def connect(cls, kubeconfig: str | None = None) -> Kube:
+        """From a kubeconfig, or the in-cluster service account."""
+        if kubeconfig:
+            return cls(kubernetes.config.new_client_from_config(config_file=kubeconfig))
+        try:
+            kubernetes.config.load_incluster_config()
+        except kubernetes.config.ConfigException:
+            kubernetes.config.load_kube_config()
+        return cls(kubernetes.client.ApiClient())
+
+    # -- transport ----------------------------------------------------------
+    def _call(self, method: str, path: str, body: Any = None, query: list[tuple[str, str]] | None = None,
+              content_type: str | None = None) -> Any:
+        headers = {"Accept": "application/json"}
+        if content_type:
+            headers["Content-Type"] = content_type
+        if method != "GET":
+            with self._lock:
+                self.writes += 1
+        serialized = self.api.param_serialize(method, path, query_params=query or [], header_params=headers,
+                                              body=body, auth_settings=["BearerToken"])
+        response = self.api.call_api(*serialized)
+        response.read()
+        # Error bodies are decoded too, so ApiException carries the server's message.
+        types = {"2XX": "object", "4XX": "object", "5XX": "object"}
+        return self.api.response_deserialize(response, types).data
+
+    # -- reads ----------------------------------------------------------------
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> JSON | None:
+        """One object, or None when it does not exist."""
+        try:
+            obj: JSON = self._call("GET", kind_of(api_version, kind).path(namespace, name))
+            return obj
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def list(self, api_version: str, kind: str, namespace: str, selector: str) -> list[JSON]:
+        """Objects of a kind in a namespace matching a label selector."""
+        out = self._call("GET", kind_of(api_version, kind).collection(namespace),
+                         query=[("labelSelector", selector)])
+        items: list[JSON] = out.get("items", [])
+        return items
+
+    def owned(self, api_version: str, kind: str, namespace: str, md: str) -> list[JSON]:
+        """The objects of a kind that the operator made for one ModelDeployment."""
+        selector = f"{names.LABEL_MANAGED_BY}={names.MANAGED_BY},{names.LABEL_MD}={md}"
+        return self.list(api_version, kind, namespace, selector)
+
+    # -- writes ------------------------------------------------------------------
+    def apply(self, manifest: JSON) -> JSON:
+        """Server-side apply under the operator's field manager; it takes back fields edited by hand."""
+        meta = manifest["metadata"]
+        path = kind_of(manifest["apiVersion"], manifest["kind"]).path(meta["namespace"], meta["name"])
+        out: JSON = self._call("PATCH", path, body=manifest, content_type="application/apply-patch+yaml",
+                               query=[("fieldManager", names.FIELD_MANAGER), ("force", "true")])
+        return out
+
+    def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
+        """Delete in the background; a missing object is already deleted."""
+        try:
+            self._call("DELETE", kind_of(api_version, kind).path(namespace, name),
+                       body={"propagationPolicy": "Background"})
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    def patch_status(self, namespace: str, name: str, status: JSON) -> None:
+        """Merge-patch the ModelDeployment's status subresource."""
+        path = kind_of(names.API_VERSION, names.KIND).path(namespace, name, "status")
+        self._call("PATCH", path, body={"status": status}, content_type="application/merge-patch+json")
+
+    def patch(self, api_version: str, kind: str, namespace: str, name: str, body: JSON) -> JSON:
+        """A JSON merge patch (for the annotations the CLI writes)."""
+        out: JSON = self._call("PATCH", kind_of(api_version, kind).path(namespace, name), body=body,
+                               content_type="application/merge-patch+json")
+        return out
+
+    def event(self, md: JSON, type_: str, reason: str, message: str) -> None:
+        """Record a Kubernetes Event on the ModelDeployment."""
+        meta = md["metadata"]
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {"apiVersion": names.API_VERSION, "kind": names.KIND, "name": meta["name"],
+                               "namespace": meta["namespace"], "uid": meta.get("uid")},
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": "modeldeploy"},
+            "reportingComponent": "modeldeploy.dev/operator",
+            "reportingInstance": "modeldeploy",
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        self._call("POST", kind_of("v1", "Event").collection(meta["namespace"]), body=body)

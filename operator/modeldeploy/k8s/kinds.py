@@ -1,0 +1,46 @@
+"""REST paths of the kinds the operator reads and writes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Kind:
+    api_version: str
+    kind: str
+    plural: str
+
+    def collection(self, namespace: str) -> str:
+        """The namespaced collection path, e.g. /apis/apps/v1/namespaces/ns/deployments."""
+        prefix = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+        return f"{prefix}/namespaces/{namespace}/{self.plural}"
+
+    def path(self, namespace: str, name: str, sub: str = "") -> str:
+        """The path of one object, or of one of its subresources."""
+        return f"{self.collection(namespace)}/{name}" + (f"/{sub}" if sub else "")
+
+
+_KINDS = [
+    Kind("v1", "Service", "services"),
+    Kind("v1", "Pod", "pods"),
+    Kind("v1", "Secret", "secrets"),
+    Kind("v1", "PersistentVolumeClaim", "persistentvolumeclaims"),
+    Kind("v1", "Event", "events"),
+    Kind("apps/v1", "Deployment", "deployments"),
+    Kind("apps/v1", "ControllerRevision", "controllerrevisions"),
+    Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
+    Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
+    Kind("modeldeploy.dev/v1alpha1", "ModelDeployment", "modeldeployments"),
+    Kind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes"),
+    Kind("networking.istio.io/v1", "VirtualService", "virtualservices"),
+]
+KINDS = {(k.api_version, k.kind): k for k in _KINDS}
+
+
+def kind_of(api_version: str, kind: str) -> Kind:
+    """The Kind for an apiVersion and kind; unknown ones fail loudly."""
+    try:
+        return KINDS[(api_version, kind)]
+    except KeyError:
+        raise KeyError(f"modeldeploy does not manage {kind} ({api_version})") from None

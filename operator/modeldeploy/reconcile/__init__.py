@@ -1,0 +1,1 @@
+"""observe -> plan -> apply -> status, for one ModelDeployment. No kopf here."""

@@ -1,0 +1,110 @@
+"""The one reconcile every trigger calls: observe, plan (pure), apply, write status once."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes.client.rest import ApiException
+from pydantic import ValidationError
+
+from modeldeploy.api import names
+from modeldeploy.api.status import ModelDeploymentStatus
+from modeldeploy.desired import rollout
+from modeldeploy.desired.drift import needs_apply
+from modeldeploy.desired.settings import Settings
+from modeldeploy.k8s.client import JSON, Kube
+from modeldeploy.reconcile.observe import Live, observe
+
+log = logging.getLogger("modeldeploy.reconcile")
+
+# Records first (a revision number is never lost), then what serves, then routing.
+APPLY_ORDER = ["ControllerRevision", "Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"]
+
+
+@dataclass(frozen=True)
+class Result:
+    phase: str | None = None
+    requeue_after: float | None = None
+    writes: int = 0
+    seconds: float = 0.0
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def parse_status(raw: JSON | None) -> ModelDeploymentStatus:
+    """The stored status; an unreadable one is treated as empty rather than crashing."""
+    try:
+        return ModelDeploymentStatus.model_validate(raw or {})
+    except ValidationError:
+        return ModelDeploymentStatus()
+
+
+def status_body(status: ModelDeploymentStatus) -> JSON:
+    """The status as the API stores it; None fields are sent as null so a merge patch clears them."""
+    body: JSON = status.model_dump(by_alias=True, mode="json")
+    return body
+
+
+def _comparable(status: JSON) -> JSON:
+    return {k: v for k, v in status.items() if v is not None and k != "kopf"}
+
+
+def apply_plan(kube: Kube, md: JSON, plan: rollout.Plan, live: Live) -> None:
+    """Send what differs from the live objects; nothing at all when nothing does."""
+    ns = md["metadata"]["namespace"]
+    for manifest in sorted(plan.apply, key=lambda m: APPLY_ORDER.index(m["kind"])):
+        current = live.get((manifest["kind"], manifest["metadata"]["name"]))
+        if needs_apply(manifest, current):
+            log.debug("apply %s/%s", manifest["kind"], manifest["metadata"]["name"])
+            kube.apply(manifest)
+    for ref in plan.delete:
+        if (ref.kind, ref.name) in live:
+            log.debug("delete %s/%s", ref.kind, ref.name)
+            kube.delete(ref.api_version, ref.kind, ns, ref.name)
+
+
+def reconcile(kube: Kube, namespace: str, name: str, settings: Settings,
+              clock: Callable[[], datetime] = _utcnow) -> Result:
+    """Bring one ModelDeployment's children and status in line with its spec."""
+    started, writes_before = time.monotonic(), kube.writes
+    md = kube.get(names.API_VERSION, names.KIND, namespace, name)
+    if md is None or md["metadata"].get("deletionTimestamp"):
+        return Result()  # gone: garbage collection removes the children
+    observed, live = observe(kube, md, clock())
+    old = parse_status(md.get("status"))
+    plan = rollout.plan(md.get("spec") or {}, old, observed, settings)
+    try:
+        apply_plan(kube, md, plan, live)
+    except ApiException as exc:
+        if exc.status not in (400, 422):
+            raise  # transient or permission trouble: the caller retries
+        # The API server refused an object built from this spec: report it,
+        # keep what serves, and wait for the spec to change.
+        plan = rollout.failed(old, observed, "ApplyRejected", f"the API server rejected a child object: "
+                              f"{_api_message(exc)}; fix the spec field it names")
+    new = status_body(plan.status)
+    if _comparable(new) != _comparable(md.get("status") or {}):
+        kube.patch_status(namespace, name, new)
+    for event in plan.events:
+        log.info("%s/%s %s: %s", namespace, name, event.reason, event.message)
+        kube.event(md, event.type, event.reason, event.message)
+    phase = plan.status.phase.value if plan.status.phase else None
+    return Result(phase=phase, requeue_after=plan.requeue_after, writes=kube.writes - writes_before,
+                  seconds=time.monotonic() - started)
+
+
+def _api_message(exc: ApiException) -> str:
+    import json
+
+    try:
+        body: Any = json.loads(exc.body or "{}")
+        return str(body.get("message") or exc.reason)
+    except ValueError:
+        return str(exc.reason)

@@ -1,0 +1,117 @@
+"""Read the world one ModelDeployment cares about into plain facts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from modeldeploy.api import names
+from modeldeploy.desired.facts import DeploymentFacts, Observed, RevisionRecord
+from modeldeploy.desired.rollout import parse_timestamp
+from modeldeploy.desired.workload import split_pvc_uri
+from modeldeploy.k8s.client import JSON, Kube
+
+
+def _revision_of(obj: JSON) -> int | None:
+    try:
+        return int(obj["metadata"]["labels"][names.LABEL_REVISION])
+    except (KeyError, ValueError, TypeError):
+        return None
+
+
+def _restarts(pods: list[JSON]) -> tuple[int, str]:
+    """The highest container restart count among pods, and that pod's name."""
+    best, who = 0, ""
+    for pod in pods:
+        for cs in pod.get("status", {}).get("containerStatuses") or []:
+            if cs.get("restartCount", 0) > best:
+                best, who = cs["restartCount"], pod["metadata"]["name"]
+    return best, who
+
+
+def deployments(deps: list[JSON], pods: list[JSON]) -> dict[int, DeploymentFacts]:
+    """The revision Deployments, with readiness and crash counts."""
+    out: dict[int, DeploymentFacts] = {}
+    pods_by_rev: dict[int, list[JSON]] = {}
+    for pod in pods:
+        rev = _revision_of(pod)
+        if rev is not None:
+            pods_by_rev.setdefault(rev, []).append(pod)
+    for dep in deps:
+        rev = _revision_of(dep)
+        if rev is None or dep["metadata"].get("deletionTimestamp"):
+            continue
+        st = dep.get("status", {})
+        restarts, pod = _restarts(pods_by_rev.get(rev, []))
+        ann = dep["metadata"].get("annotations") or {}
+        # Readiness counts only once the Deployment controller has seen its spec.
+        fresh = st.get("observedGeneration", 0) >= dep["metadata"].get("generation", 0)
+        out[rev] = DeploymentFacts(
+            revision=rev,
+            replicas=dep["spec"].get("replicas", 1),
+            ready_replicas=min(st.get("readyReplicas", 0), st.get("updatedReplicas", 0)) if fresh else 0,
+            available_replicas=st.get("availableReplicas", 0),
+            scale_down_at=parse_timestamp(ann.get(names.ANN_SCALE_DOWN_AT)),
+            max_restarts=restarts,
+            crashing_pod=pod,
+        )
+    return out
+
+
+def revisions(items: list[JSON]) -> tuple[RevisionRecord, ...]:
+    """The ControllerRevision history, oldest first."""
+    out = []
+    for cr in items:
+        meta = cr["metadata"]
+        ann = meta.get("annotations") or {}
+        out.append(RevisionRecord(
+            number=int(cr.get("revision", 0)),
+            hash=(meta.get("labels") or {}).get(names.LABEL_REVISION_HASH, ""),
+            model_version=ann.get(names.ANN_MODEL_VERSION, ""),
+            outcome=ann.get(names.ANN_OUTCOME, ""),
+            reason=ann.get(names.ANN_OUTCOME_REASON, ""),
+            created=meta.get("creationTimestamp", ""),
+            template=cr.get("data") or {},
+        ))
+    return tuple(sorted(out, key=lambda r: r.number))
+
+
+# The kinds a ModelDeployment owns, read once per reconcile.
+OWNED = (("apps/v1", "Deployment"), ("apps/v1", "ControllerRevision"), ("v1", "Service"),
+         ("autoscaling/v2", "HorizontalPodAutoscaler"), ("policy/v1", "PodDisruptionBudget"))
+Live = dict[tuple[str, str], JSON]
+
+
+def observe(kube: Kube, md: JSON, now: datetime) -> tuple[Observed, Live]:
+    """Every fact the planner needs about one ModelDeployment, and the live children by (kind, name)."""
+    meta = md["metadata"]
+    ns, name = meta["namespace"], meta["name"]
+    owned = {kind: kube.owned(api_version, kind, ns, name) for api_version, kind in OWNED}
+    live: Live = {(kind, o["metadata"]["name"]): o for kind, items in owned.items() for o in items}
+    spec: dict[str, Any] = md.get("spec") or {}
+    model = spec.get("model") or {}
+    missing_secrets: tuple[str, ...] = ()
+    secret = model.get("credentialsSecret")
+    if secret and kube.get("v1", "Secret", ns, secret) is None:
+        missing_secrets = (secret,)
+    missing_claims: tuple[str, ...] = ()
+    uri = model.get("uri") or ""
+    if uri.startswith("pvc://"):
+        claim, _ = split_pvc_uri(uri)
+        if kube.get("v1", "PersistentVolumeClaim", ns, claim) is None:
+            missing_claims = (claim,)
+    observed = Observed(
+        name=name,
+        namespace=ns,
+        uid=meta["uid"],
+        generation=meta.get("generation", 0),
+        now=now,
+        deployments=deployments(owned["Deployment"], kube.owned("v1", "Pod", ns, name)),
+        revisions=revisions(owned["ControllerRevision"]),
+        services=frozenset(s["metadata"]["name"] for s in owned["Service"]),
+        has_hpa=bool(owned["HorizontalPodAutoscaler"]),
+        has_pdb=bool(owned["PodDisruptionBudget"]),
+        missing_secrets=missing_secrets,
+        missing_claims=missing_claims,
+    )
+    return observed, live

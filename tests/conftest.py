@@ -1,0 +1,128 @@
+"""Shared fixtures: the local control plane and a fresh namespace per test.
+
+Fixtures are lazy: only tests that ask for `cluster` or `namespace` start (or
+reuse) the local control plane; unit tests never touch it. The session never
+stops the cluster: `make cluster-down` does, and CI calls it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import secrets
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+import pytest
+
+from helpers import wait_for
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from kubernetes.client import ApiClient
+
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+E2E = TESTS / "e2e"
+TEST_NAMESPACE_LABEL = "modeldeploy.dev/test"
+
+
+def _localcluster() -> ModuleType:
+    """Import tests/cluster/localcluster.py (standard library only) by path."""
+    name = "modeldeploy_localcluster"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, TESTS / "cluster" / "localcluster.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+class KubectlError(subprocess.CalledProcessError):
+    """A failed kubectl call whose message includes what kubectl printed."""
+
+    def __str__(self) -> str:
+        return f"{super().__str__()}\nstdout: {self.stdout.strip()}\nstderr: {self.stderr.strip()}"
+
+
+@dataclass(frozen=True)
+class Cluster:
+    kubeconfig: Path
+    bin: Path
+
+    def kubectl(self, *args: str, check: bool = True, timeout: float = 60,
+                input: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run the cluster's kubectl against its kubeconfig (never the user's)."""
+        cmd = [str(self.bin / "kubectl"), f"--kubeconfig={self.kubeconfig}", *args]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input)
+        if check and proc.returncode != 0:
+            raise KubectlError(proc.returncode, cmd, proc.stdout, proc.stderr)
+        return proc
+
+    def api_client(self) -> ApiClient:
+        """A new admin `kubernetes.client.ApiClient` for this cluster."""
+        from kubernetes import config
+
+        return config.new_client_from_config(config_file=str(self.kubeconfig))
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Cluster:
+    """The local control plane, started if it is not running; left running afterwards."""
+    lc = _localcluster()
+    # up() is idempotent, but it relinks .cluster/bin every call; skip it when the
+    # cluster already answers, so parallel users of those links are not disturbed.
+    if not lc.is_ready():
+        try:
+            lc.up()
+        except lc.ClusterError as exc:
+            pytest.fail(f"the local control plane did not start: {exc}", pytrace=False)
+    return Cluster(kubeconfig=lc.KUBECONFIG, bin=lc.BIN)
+
+
+def _namespace_name(test_name: str) -> str:
+    """`t-<test-name-slug>-<random>`: unique, DNS-1123 label, at most 63 characters."""
+    suffix = secrets.token_hex(3)
+    slug = re.sub(r"[^a-z0-9]+", "-", test_name.lower()).strip("-")
+    slug = slug.removeprefix("test-")
+    slug = slug[: 63 - len("t--") - len(suffix)].strip("-") or "x"
+    return f"t-{slug}-{suffix}"
+
+
+@pytest.fixture
+def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace for one test, deleted (without waiting) afterwards."""
+    from kubernetes import client
+
+    name = _namespace_name(request.node.name)
+    with cluster.api_client() as api:
+        core = client.CoreV1Api(api)
+        core.create_namespace({"metadata": {"name": name, "labels": {TEST_NAMESPACE_LABEL: "true"}}})
+        # The ServiceAccount admission plugin rejects pods until the controller
+        # manager has made the namespace's "default" ServiceAccount.
+        wait_for(lambda: core.list_namespaced_service_account(
+                     name, field_selector="metadata.name=default").items,
+                 timeout=30, message=f"ServiceAccount {name}/default exists")
+    try:
+        yield name
+    finally:
+        with cluster.api_client() as api:
+            try:
+                client.CoreV1Api(api).delete_namespace(name, propagation_policy="Background")
+            except client.ApiException as exc:
+                if exc.status != 404:
+                    raise
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Everything under tests/e2e is an end-to-end test: mark it `e2e`."""
+    for item in items:
+        if item.path.is_relative_to(E2E):
+            item.add_marker(pytest.mark.e2e)
