@@ -126,3 +126,99 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.path.is_relative_to(E2E):
             item.add_marker(pytest.mark.e2e)
+
+
+CRD_FILE = ROOT / "crds" / "modeldeploy.dev_modeldeployments.yaml"
+
+
+@pytest.fixture(scope="session")
+def crd(cluster: Cluster) -> None:
+    """The ModelDeployment CRD, installed and Established."""
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=30s",
+                    "crd/modeldeployments.modeldeploy.dev")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class OperatorProcess:
+    """`modeldeploy run` as a real process watching one namespace."""
+
+    def __init__(self, cluster: Cluster, namespace: str) -> None:
+        self.cluster = cluster
+        self.namespace = namespace
+        self.log_path = ROOT / ".cluster" / "logs" / f"operator-{namespace}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.metrics_port = 0
+        self.health_port = 0
+
+    def start(self) -> None:
+        """Start and wait until its liveness endpoint answers (kopf is watching)."""
+        import urllib.request
+
+        self.metrics_port, self.health_port = _free_port(), _free_port()
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "modeldeploy.cli.main", "--kubeconfig", str(self.cluster.kubeconfig),
+             "run", "--namespace", self.namespace, "--metrics-port", str(self.metrics_port),
+             "--health-port", str(self.health_port), "--verbose"],
+            stdout=log, stderr=subprocess.STDOUT)
+
+        def healthy() -> bool:
+            assert self.proc is not None and self.proc.poll() is None, f"operator exited; see {self.log_path}"
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/healthz", timeout=1) as r:
+                    return bool(r.status == 200)
+            except OSError:
+                return False
+
+        wait_for(healthy, timeout=30, message=f"operator is live (log: {self.log_path})")
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, as a crash or an OOM kill would do."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The current value of one of its Prometheus metrics (0 when absent)."""
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        for line in text.splitlines():
+            if line.startswith("#"):
+                continue
+            key, _, value = line.rpartition(" ")
+            metric, _, rest = key.partition("{")
+            got = ",".join(sorted(rest.rstrip("}").split(","))) if rest else ""
+            if metric == name and got == want:
+                return float(value)
+        return 0.0
+
+
+@pytest.fixture
+def operator(cluster: Cluster, crd: None, namespace: str) -> Iterator[OperatorProcess]:
+    """The real operator, running for this test's namespace."""
+    op = OperatorProcess(cluster, namespace)
+    op.start()
+    try:
+        yield op
+    finally:
+        op.stop()

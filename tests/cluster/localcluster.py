@@ -11,6 +11,7 @@ Standard library only: it runs before the project's virtualenv exists.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -58,10 +59,20 @@ def build() -> Path:
     BIN.mkdir(parents=True, exist_ok=True)
     for tool in TOOLS:
         link = BIN / tool
+        if link.is_symlink() and link.readlink() == cache / tool:
+            continue  # relinking would pull the tool from under a running kubectl
         if link.is_symlink() or link.exists():
             link.unlink()
         link.symlink_to(cache / tool)
     return cache
+
+
+def _config_digest() -> str:
+    """A running cluster made from other stage or node files is made anew."""
+    import hashlib
+
+    data = b"".join((HERE / f).read_bytes() for f in ("kwok.yaml", "nodes.yaml", "localcluster.py"))
+    return hashlib.sha256(data).hexdigest()[:16]
 
 
 def kubectl(*args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -115,7 +126,9 @@ def up() -> Path:
     """Start the cluster if it is not running; return the kubeconfig path."""
     start = time.monotonic()
     cache = build()
-    if is_ready():
+    digest_file = STATE / "config-digest"
+    current = digest_file.read_text() if digest_file.exists() else ""
+    if is_ready() and current == _config_digest():
         _say(f"cluster already running ({time.monotonic() - start:.1f} s)")
         return KUBECONFIG
     # A stopped or half-made cluster: remove it and make a new one.
@@ -144,6 +157,7 @@ def up() -> Path:
     _wait_ready(start)
     kubectl("apply", "-f", str(HERE / "nodes.yaml"))
     _wait_nodes(start)
+    digest_file.write_text(_config_digest())
     _say(f"cluster ready in {time.monotonic() - start:.1f} s; logs in {LOGS}")
     return KUBECONFIG
 
@@ -195,10 +209,8 @@ def _kill_leftovers() -> None:
         except OSError:
             continue
         if marker in cmdline:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(int(proc.name), 9)
-            except ProcessLookupError:
-                pass
 
 
 def down() -> None:

@@ -114,7 +114,7 @@ class _Planner:
         self.records: dict[int, RevisionRecord] = {r.number: r for r in obs.revisions}
         self.changed: dict[int, RevisionRecord] = {}
         self.replica_counts: dict[int, int] = {}
-        self.scale_down: dict[int, datetime | None] = {}
+        self.scale_down: dict[int, datetime] = {}
         self.wake: list[float] = []
         self.started = obs.now
         self._target: int | None = None
@@ -302,21 +302,22 @@ class _Planner:
 
     def apply_deployment(self, number: int, serving: int, canary: int | None) -> None:
         f = self.facts(number)
-        scale_down_at = None
+        scale_down_at: datetime | None = None
         if number in self.replica_counts:
             replicas = self.replica_counts[number]
         else:
             # Superseded: keep its pods until the scale-down delay has passed.
-            scale_down_at = self.scale_down.get(number) or (f.scale_down_at if f else None) or (
+            when = self.scale_down.get(number) or (f.scale_down_at if f else None) or (
                 self.now + timedelta(seconds=self.spec.rollout.scale_down_delay_seconds))
-            if self.now >= scale_down_at:
+            scale_down_at = when
+            if self.now >= when:
                 replicas = 0
             else:
                 replicas = f.replicas if f else 0
-                self.wake.append((scale_down_at - self.now).total_seconds())
+                self.wake.append((when - self.now).total_seconds())
         if number in self.scale_down:
             scale_down_at = self.scale_down[number]
-            self.wake.append((scale_down_at - self.now).total_seconds())
+            self.wake.append((self.scale_down[number] - self.now).total_seconds())
         if f is None and replicas == 0:
             return  # nothing to keep warm
         self.plan.apply.append(workload.deployment(self.spec_of(number), self.owner, number, replicas,

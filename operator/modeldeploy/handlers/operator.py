@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -57,25 +58,33 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.networking.error_backoffs = [1, 2, 5, 10]
 
 
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """In a pod: its ServiceAccount; elsewhere: $KUBECONFIG, read when the operator starts."""
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+
 @kopf.on.resume(names.GROUP, names.VERSION, names.PLURAL, id="reconcile-on-resume")
 @kopf.on.create(names.GROUP, names.VERSION, names.PLURAL, id="reconcile-on-create")
 @kopf.on.update(names.GROUP, names.VERSION, names.PLURAL, id="reconcile-on-update")
-async def modeldeployment_changed(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
-    await memo.queue.trigger(namespace, name)
+async def modeldeployment_changed(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
+    if namespace:
+        await memo.queue.trigger(namespace, name)
 
 
 @kopf.on.delete(names.GROUP, names.VERSION, names.PLURAL, id="forget-on-delete", optional=True)
-async def modeldeployment_deleted(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
+async def modeldeployment_deleted(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
     # optional=True: no finalizer; ownerReferences let the garbage collector
     # remove the children.
-    memo.queue.forget(namespace, name)
+    if namespace:
+        memo.queue.forget(namespace, name)
 
 
 def _child_handler(group: str, version: str, plural: str) -> None:
     @kopf.on.event(group, version, plural, labels=MANAGED, id=f"child-{plural}")
-    async def child_changed(namespace: str, labels: dict[str, str], memo: kopf.Memo, **_: Any) -> None:
+    async def child_changed(namespace: str | None, labels: Mapping[str, str], memo: Any, **_: Any) -> None:
         owner = labels.get(names.LABEL_MD)
-        if owner:
+        if owner and namespace:
             await memo.queue.trigger(namespace, owner)
 
 

@@ -63,7 +63,7 @@ class Kube:
                 return None
             raise
 
-    def list(self, api_version: str, kind: str, namespace: str, selector: str) -> list[JSON]:
+    def find(self, api_version: str, kind: str, namespace: str, selector: str) -> list[JSON]:
         """Objects of a kind in a namespace matching a label selector."""
         out = self._call("GET", kind_of(api_version, kind).collection(namespace),
                          query=[("labelSelector", selector)])
@@ -73,7 +73,7 @@ class Kube:
     def owned(self, api_version: str, kind: str, namespace: str, md: str) -> list[JSON]:
         """The objects of a kind that the operator made for one ModelDeployment."""
         selector = f"{names.LABEL_MANAGED_BY}={names.MANAGED_BY},{names.LABEL_MD}={md}"
-        return self.list(api_version, kind, namespace, selector)
+        return self.find(api_version, kind, namespace, selector)
 
     # -- writes ------------------------------------------------------------------
     def apply(self, manifest: JSON) -> JSON:

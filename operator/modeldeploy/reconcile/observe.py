@@ -42,7 +42,7 @@ def deployments(deps: list[JSON], pods: list[JSON]) -> dict[int, DeploymentFacts
         if rev is None or dep["metadata"].get("deletionTimestamp"):
             continue
         st = dep.get("status", {})
-        restarts, pod = _restarts(pods_by_rev.get(rev, []))
+        restarts, crashing = _restarts(pods_by_rev.get(rev, []))
         ann = dep["metadata"].get("annotations") or {}
         # Readiness counts only once the Deployment controller has seen its spec.
         fresh = st.get("observedGeneration", 0) >= dep["metadata"].get("generation", 0)
@@ -53,7 +53,7 @@ def deployments(deps: list[JSON], pods: list[JSON]) -> dict[int, DeploymentFacts
             available_replicas=st.get("availableReplicas", 0),
             scale_down_at=parse_timestamp(ann.get(names.ANN_SCALE_DOWN_AT)),
             max_restarts=restarts,
-            crashing_pod=pod,
+            crashing_pod=crashing,
         )
     return out
 
