@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 CRD := crds/modeldeploy.dev_modeldeployments.yaml
 export KUBECONFIG := $(CURDIR)/.cluster/kubeconfig
 
-.PHONY: demo test unit e2e cluster cluster-down crds crds-check lint venv clean
+.PHONY: demo test unit e2e cluster cluster-down crds crds-check lint venv clean test-deps
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -14,6 +14,15 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e '.[dev]'
 	touch $@
+
+# The canary tests judge rollouts with a real Prometheus: Debian's package.
+test-deps:
+	@command -v prometheus >/dev/null || { \
+	  echo "installing Debian's prometheus package (for the analysis tests)"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 \
+	    || { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }; }
 
 cluster:
 	@$(PYTHON) tests/cluster/localcluster.py up
@@ -36,11 +45,11 @@ lint: venv
 unit: venv
 	$(PY) -m pytest tests/unit -q
 
-e2e: venv cluster
+e2e: venv test-deps cluster
 	$(PY) -m pytest tests/e2e -q
 
 # Everything CI runs: checks, unit tests, end-to-end tests on the local control plane.
-test: venv crds-check lint cluster
+test: venv test-deps crds-check lint cluster
 	$(PY) -m pytest -q
 
 demo: venv cluster

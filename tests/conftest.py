@@ -222,3 +222,103 @@ def operator(cluster: Cluster, crd: None, namespace: str) -> Iterator[OperatorPr
         yield op
     finally:
         op.stop()
+
+
+@pytest.fixture(scope="session")
+def mesh_crds(cluster: Cluster) -> None:
+    """The Gateway API HTTPRoute and Istio CRDs, from their Go modules pinned in tests/cluster/crds."""
+    import json as _json
+
+    here = TESTS / "cluster" / "crds"
+    out = subprocess.run(["go", "mod", "download", "-json", "sigs.k8s.io/gateway-api", "istio.io/api"], cwd=here,
+                         capture_output=True, text=True, check=True)
+    dirs = {m["Path"]: Path(m["Dir"]) for m in _json.loads("[" + out.stdout.replace("}\n{", "},{") + "]")}
+    httproutes = "config/crd/standard/gateway.networking.k8s.io_httproutes.yaml"
+    cluster.kubectl("apply", "--server-side", "-f", str(dirs["sigs.k8s.io/gateway-api"] / httproutes))
+    cluster.kubectl("apply", "--server-side", "-f",
+                    str(dirs["istio.io/api"] / "kubernetes/customresourcedefinitions.gen.yaml"))
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                    "crd/httproutes.gateway.networking.k8s.io", "crd/virtualservices.networking.istio.io")
+
+
+class MetricSource:
+    """A /metrics endpoint whose values the tests set: `model_error_ratio{namespace=...}`."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        self.values: dict[str, float] = {}
+        source = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = "# TYPE model_error_ratio gauge\n" + "".join(
+                    f'model_error_ratio{{namespace="{ns}"}} {v}\n' for ns, v in sorted(source.values.items()))
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.end_headers()
+                self.wfile.write(body.encode())
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+class Prometheus:
+    """A real Prometheus server (Debian's package) scraping the MetricSource every second."""
+
+    def __init__(self, source: MetricSource, workdir: Path) -> None:
+        import shutil
+
+        binary = shutil.which("prometheus")
+        if binary is None:
+            pytest.fail("prometheus is not installed; `make test` installs Debian's package", pytrace=False)
+        self.source = source
+        self.port = _free_port()
+        config = workdir / "prometheus.yml"
+        config.write_text(
+            "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+            "scrape_configs:\n"
+            f"  - job_name: models\n    static_configs: [{{targets: ['127.0.0.1:{source.port}']}}]\n")
+        self.log = (ROOT / ".cluster" / "logs" / "prometheus.log").open("wb")
+        self.proc = subprocess.Popen([binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}",
+                                      f"--web.listen-address=127.0.0.1:{self.port}"],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.address = f"http://127.0.0.1:{self.port}"
+
+    def query(self, expr: str) -> list[dict[str, object]]:
+        import json as _json
+        import urllib.parse
+        import urllib.request
+
+        url = f"{self.address}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
+        with urllib.request.urlopen(url, timeout=5) as r:
+            result: list[dict[str, object]] = _json.loads(r.read())["data"]["result"]
+            return result
+
+    def set_error_ratio(self, namespace: str, value: float) -> None:
+        """Set the value and wait until Prometheus has scraped it."""
+        self.source.values[namespace] = value
+        wait_for(lambda: self.query(f'model_error_ratio{{namespace="{namespace}"}}'), timeout=20,
+                 until=lambda r: bool(r) and float(r[0]["value"][1]) == value,  # type: ignore[index]
+                 message=f"prometheus sees error ratio {value}", ignore=(OSError,))
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
+    """Prometheus, started by the tests, scraping a metric the tests control."""
+    prom = Prometheus(MetricSource(), tmp_path_factory.mktemp("prometheus"))
+    try:
+        wait_for(lambda: prom.query("up"), timeout=30, message="prometheus answers", ignore=(OSError,))
+        yield prom
+    finally:
+        prom.stop()

@@ -21,6 +21,9 @@ ANN_MODEL_VERSION = f"{GROUP}/model-version"
 ANN_OUTCOME = f"{GROUP}/outcome"
 ANN_OUTCOME_REASON = f"{GROUP}/outcome-reason"
 ANN_SCALE_DOWN_AT = f"{GROUP}/scale-down-at"
+# On a failed or aborted revision: the spec has since asked for another one, so
+# asking for it again is a new attempt.
+ANN_RELEASED = f"{GROUP}/released"
 
 MODEL_MOUNT_PATH = "/mnt/models"
 

@@ -41,6 +41,41 @@ class Condition(_Model):
     last_transition_time: str | None = None
 
 
+class Verdict(StrEnum):
+    PASS = "Pass"
+    FAIL = "Fail"
+    INCONCLUSIVE = "Inconclusive"
+
+
+class Measurement(_Model):
+    """One metric's result in one analysis run."""
+
+    metric: str
+    verdict: Verdict
+    value: float | None = None
+    message: str = ""
+
+
+class AnalysisStatus(_Model):
+    """Analysis of the revision rolling out: counts of runs, and the latest run's measurements."""
+
+    revision: int
+    runs: int = 0
+    passed: int = 0
+    failed: int = 0
+    inconclusive: int = 0
+    last_run_at: str | None = None
+    last_verdict: Verdict | None = None
+    measurements: list[Measurement] = []
+
+
+class RollbackOverride(_Model):
+    """`kubectl modeldeploy rollback --to-revision N`: serve N until the spec's serving template changes."""
+
+    revision: int
+    spec_hash: str
+
+
 class ModelDeploymentStatus(_Model):
     observed_generation: int | None = None
     phase: Phase | None = None
@@ -53,5 +88,10 @@ class ModelDeploymentStatus(_Model):
     url: str | None = None
     model_version: str | None = None
     rollout_started_at: str | None = None
+    step_started_at: str | None = None
+    analysis: AnalysisStatus | None = None
+    rollback: RollbackOverride | None = None
+    # Tokens of the imperative requests (annotations) already carried out.
+    handled_requests: dict[str, str] = {}
     conditions: list[Condition] = []
     message: str | None = None

@@ -85,6 +85,59 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def _request(args: argparse.Namespace, annotations: dict[str, str | None], done: str) -> int:
+    """Write an imperative request as annotations; the operator carries it out. The spec is never touched."""
+    kube, ns = _kube(args), _namespace(args)
+    _get_md(kube, ns, args.name)
+    kube.patch(names.API_VERSION, names.KIND, ns, args.name, {"metadata": {"annotations": annotations}})
+    print(f"{args.name}: {done}; `kubectl modeldeploy status {args.name}` shows progress")
+    return 0
+
+
+def _token() -> str:
+    return str(time.time_ns())
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from modeldeploy.desired import requests
+
+    key = requests.PROMOTE_FULL if args.full else requests.PROMOTE
+    return _request(args, {key: _token()}, "promotion requested" + (" (all remaining steps)" if args.full else ""))
+
+
+def cmd_abort(args: argparse.Namespace) -> int:
+    from modeldeploy.desired import requests
+
+    return _request(args, {requests.ABORT: _token()}, "abort requested: traffic goes back to stable")
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    from modeldeploy.desired import requests
+
+    return _request(args, {requests.PAUSED: "true"}, "rollout paused")
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from modeldeploy.desired import requests
+
+    return _request(args, {requests.PAUSED: None}, "rollout resumed")
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from modeldeploy.desired import requests
+
+    kube, ns = _kube(args), _namespace(args)
+    known = {int(cr.get("revision", 0)) for cr in kube.owned("apps/v1", "ControllerRevision", ns, args.name)}
+    _get_md(kube, ns, args.name)
+    if args.to_revision not in known:
+        raise CliError(f"revision {args.to_revision} is not in the history of {args.name} "
+                       f"(known: {', '.join(map(str, sorted(known))) or 'none'}); "
+                       f"`kubectl modeldeploy history {args.name}` lists them")
+    return _request(args, {requests.ROLLBACK: f"{args.to_revision}@{_token()}"},
+                    f"rollback to revision {args.to_revision} requested; it serves until the spec's "
+                    f"serving template changes")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import kopf
     import prometheus_client
@@ -149,6 +202,20 @@ def parser() -> argparse.ArgumentParser:
             c.add_argument("--watch", "-w", action="store_true", help="keep printing changes")
         else:
             c.add_argument("--output", "-o", choices=["table", "json"], default="table")
+    for name, func, text in (
+            ("promote", cmd_promote, "finish the current rollout step (--full: every remaining step)"),
+            ("abort", cmd_abort, "stop the rollout: all traffic back to the stable revision"),
+            ("pause", cmd_pause, "hold the rollout at its current step"),
+            ("resume", cmd_resume, "continue a held rollout"),
+            ("rollback", cmd_rollback, "serve an earlier revision (until the spec's serving template changes)")):
+        c = sub.add_parser(name, help=text)
+        c.add_argument("name", help="ModelDeployment name")
+        c.add_argument("--namespace", "-n", default=None)
+        c.set_defaults(func=func)
+        if name == "promote":
+            c.add_argument("--full", action="store_true", help="skip every remaining step")
+        if name == "rollback":
+            c.add_argument("--to-revision", type=int, required=True, help="revision number (see `history`)")
     return p
 
 

@@ -68,7 +68,19 @@ def status(md: dict[str, Any], history: list[dict[str, Any]]) -> str:
         weight = st.get("canaryWeight")
         lines.append(f"  canary:    {rev(st.get('canaryRevision'))}"
                      + (f" at {weight}%" if weight is not None else ""))
+    if st.get("currentStepIndex") is not None:
+        lines.append(f"  step:      {st['currentStepIndex'] + 1} (since {st.get('stepStartedAt', '?')})")
     lines.append(f"  replicas:  {st.get('readyReplicas', 0)}/{st.get('replicas', 0)} ready")
+    analysis = st.get("analysis")
+    if analysis:
+        lines.append(f"  analysis:  revision {analysis.get('revision')}: {analysis.get('runs', 0)} runs, "
+                     f"{analysis.get('passed', 0)} passed, {analysis.get('failed', 0)} failed, "
+                     f"{analysis.get('inconclusive', 0)} inconclusive; last {analysis.get('lastVerdict', '-')} "
+                     f"at {analysis.get('lastRunAt', '-')}")
+        for m in analysis.get("measurements") or []:
+            value = m.get("value")
+            lines.append(f"    {m.get('metric')}: {m.get('verdict')} "
+                         f"{'' if value is None else f'value {value:g} '}({m.get('message', '')})")
     conds = st.get("conditions") or []
     if conds:
         lines.append("  conditions:")

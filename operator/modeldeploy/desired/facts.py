@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from modeldeploy.api.status import Measurement
+
 
 @dataclass(frozen=True)
 class RevisionRecord:
@@ -16,6 +18,7 @@ class RevisionRecord:
     model_version: str
     outcome: str  # see desired.history.Outcome
     reason: str = ""
+    released: bool = False  # a failure the spec has moved away from (see names.ANN_RELEASED)
     created: str = ""
     template: dict[str, Any] = field(default_factory=dict)
 
@@ -49,3 +52,8 @@ class Observed:
     has_pdb: bool = False
     missing_secrets: tuple[str, ...] = ()
     missing_claims: tuple[str, ...] = ()
+    annotations: dict[str, str] = field(default_factory=dict)
+    # An analysis run taken during this reconcile (see desired.analysis_due).
+    measurements: tuple[Measurement, ...] | None = None
+    # Canary weight the traffic router reports, None when it cannot tell.
+    router_weight: int | None = None

@@ -28,6 +28,8 @@ def controller_revision(owner: Owner, record: RevisionRecord) -> dict[str, Any]:
     annotations = {names.ANN_MODEL_VERSION: record.model_version, names.ANN_OUTCOME: record.outcome}
     if record.reason:
         annotations[names.ANN_OUTCOME_REASON] = record.reason
+    if record.released:
+        annotations[names.ANN_RELEASED] = "true"
     return {
         "apiVersion": "apps/v1",
         "kind": "ControllerRevision",

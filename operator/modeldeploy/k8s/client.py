@@ -104,6 +104,12 @@ class Kube:
                                content_type="application/merge-patch+json")
         return out
 
+    def json_patch(self, api_version: str, kind: str, namespace: str, name: str, ops: list[JSON]) -> JSON:
+        """A JSON Patch; lead with a resourceVersion test to change only what was read."""
+        out: JSON = self._call("PATCH", kind_of(api_version, kind).path(namespace, name), body=ops,
+                               content_type="application/json-patch+json")
+        return out
+
     def event(self, md: JSON, type_: str, reason: str, message: str) -> None:
         """Record a Kubernetes Event on the ModelDeployment."""
         meta = md["metadata"]

@@ -5,20 +5,26 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes.client.rest import ApiException
 from pydantic import ValidationError
 
+from modeldeploy.analysis import registry as providers
+from modeldeploy.analysis.base import RunContext
 from modeldeploy.api import names
+from modeldeploy.api.spec import ModelDeploymentSpec
 from modeldeploy.api.status import ModelDeploymentStatus
 from modeldeploy.desired import rollout
 from modeldeploy.desired.drift import needs_apply
+from modeldeploy.desired.facts import Observed
 from modeldeploy.desired.settings import Settings
 from modeldeploy.k8s.client import JSON, Kube
+from modeldeploy.reconcile import traffic
 from modeldeploy.reconcile.observe import Live, observe
+from modeldeploy.routers.base import RouterError
 
 log = logging.getLogger("modeldeploy.reconcile")
 
@@ -70,6 +76,21 @@ def apply_plan(kube: Kube, md: JSON, plan: rollout.Plan, live: Live) -> None:
             kube.delete(ref.api_version, ref.kind, ns, ref.name)
 
 
+def measure(observed: Observed, spec: JSON, old: ModelDeploymentStatus) -> Observed:
+    """Take an analysis run when one is due, so the planner sees its measurements."""
+    if not rollout.analysis_due(spec, old, observed.now):
+        return observed
+    parsed = ModelDeploymentSpec.model_validate(spec)
+    assert parsed.rollout.analysis is not None and old.canary_revision is not None
+    context = RunContext(name=observed.name, namespace=observed.namespace, revision=old.canary_revision,
+                         stable_revision=old.stable_revision or 0, canary_weight=old.canary_weight or 0,
+                         model_version=parsed.model.version)
+    measurements = providers.run(parsed.rollout.analysis.metrics or [], context)
+    log.info("%s/%s analysis: %s", observed.namespace, observed.name,
+             ", ".join(f"{m.metric}={m.value} {m.verdict.value}" for m in measurements))
+    return replace(observed, measurements=measurements)
+
+
 def reconcile(kube: Kube, namespace: str, name: str, settings: Settings,
               clock: Callable[[], datetime] = _utcnow) -> Result:
     """Bring one ModelDeployment's children and status in line with its spec."""
@@ -79,9 +100,19 @@ def reconcile(kube: Kube, namespace: str, name: str, settings: Settings,
         return Result()  # gone: garbage collection removes the children
     observed, live = observe(kube, md, clock())
     old = parse_status(md.get("status"))
-    plan = rollout.plan(md.get("spec") or {}, old, observed, settings)
+    spec = md.get("spec") or {}
+    try:
+        observed = measure(observed, spec, old)
+        observed = traffic.observe_weight(kube, observed, spec)
+    except RouterError as exc:
+        plan = rollout.failed(old, observed, "TrafficRouterError", str(exc))
+    else:
+        plan = rollout.plan(spec, old, observed, settings)
     try:
         apply_plan(kube, md, plan, live)
+        traffic.apply_weight(kube, observed.namespace, plan.traffic)
+    except RouterError as exc:
+        plan = rollout.failed(old, observed, "TrafficRouterError", str(exc))
     except ApiException as exc:
         if exc.status not in (400, 422):
             raise  # transient or permission trouble: the caller retries

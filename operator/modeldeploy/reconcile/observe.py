@@ -70,6 +70,7 @@ def revisions(items: list[JSON]) -> tuple[RevisionRecord, ...]:
             model_version=ann.get(names.ANN_MODEL_VERSION, ""),
             outcome=ann.get(names.ANN_OUTCOME, ""),
             reason=ann.get(names.ANN_OUTCOME_REASON, ""),
+            released=ann.get(names.ANN_RELEASED) == "true",
             created=meta.get("creationTimestamp", ""),
             template=cr.get("data") or {},
         ))
@@ -113,5 +114,6 @@ def observe(kube: Kube, md: JSON, now: datetime) -> tuple[Observed, Live]:
         has_pdb=bool(owned["PodDisruptionBudget"]),
         missing_secrets=missing_secrets,
         missing_claims=missing_claims,
+        annotations=dict(meta.get("annotations") or {}),
     )
     return observed, live

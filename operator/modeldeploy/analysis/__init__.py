@@ -1,0 +1,1 @@
+"""Analysis providers: each answers one question, a number or a pass, for one metric."""

@@ -1,0 +1,47 @@
+"""Imperative requests: annotations that `kubectl modeldeploy` writes and the operator consumes.
+
+They never touch the spec, so a GitOps source of truth is never fought over.
+Each one-shot request carries a token; the operator records the tokens it has
+carried out in status, so a request is acted on exactly once, even across a
+restart, and no annotation needs to be removed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from modeldeploy.api.names import GROUP
+
+PROMOTE = f"{GROUP}/promote"  # "<token>": finish the current step
+PROMOTE_FULL = f"{GROUP}/promote-full"  # "<token>": skip every remaining step
+ABORT = f"{GROUP}/abort"  # "<token>": send traffic back to stable, stop this revision
+ROLLBACK = f"{GROUP}/rollback"  # "<revision>@<token>": serve that revision
+PAUSED = f"{GROUP}/paused"  # "true" while a person holds the rollout
+
+
+@dataclass(frozen=True)
+class Requests:
+    """The requests not yet carried out, read from annotations and status."""
+
+    promote: str | None = None
+    promote_full: str | None = None
+    abort: str | None = None
+    rollback: tuple[int, str] | None = None
+    paused: bool = False
+
+
+def pending(annotations: dict[str, str], handled: dict[str, str]) -> Requests:
+    """Requests whose token differs from the one last carried out."""
+
+    def new(key: str) -> str | None:
+        token = annotations.get(key)
+        return token if token and handled.get(key) != token else None
+
+    rollback = None
+    raw = new(ROLLBACK)
+    if raw:
+        number, _, _ = raw.partition("@")
+        if number.isdigit():
+            rollback = (int(number), raw)
+    return Requests(promote=new(PROMOTE), promote_full=new(PROMOTE_FULL), abort=new(ABORT), rollback=rollback,
+                    paused=annotations.get(PAUSED, "").lower() == "true")

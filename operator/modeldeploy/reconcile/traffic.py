@@ -1,0 +1,42 @@
+"""Mesh routers in the reconcile: read the weight before planning, set it after."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from modeldeploy.desired.facts import Observed
+from modeldeploy.desired.rollout import Traffic
+from modeldeploy.k8s.client import JSON, Kube
+from modeldeploy.routers.registry import router
+
+log = logging.getLogger("modeldeploy.traffic")
+
+
+def _block(spec: JSON) -> tuple[str, JSON] | None:
+    routing = ((spec.get("rollout") or {}).get("trafficRouting")) or {}
+    for name in ("gatewayAPI", "istio"):
+        if routing.get(name):
+            return name, routing[name]
+    return None
+
+
+def observe_weight(kube: Kube, observed: Observed, spec: JSON) -> Observed:
+    """The canary weight the user's route carries now (mesh routers only)."""
+    block = _block(spec)
+    if block is None:
+        return observed
+    name, config = block
+    r = router(name, kube, observed.namespace, config, f"{observed.name}-stable", f"{observed.name}-canary")
+    return replace(observed, router_weight=r.get_weight())
+
+
+def apply_weight(kube: Kube, namespace: str, traffic: Traffic | None) -> None:
+    """Set the planned weight on the route when it carries another one."""
+    if traffic is None:
+        return
+    r = router(traffic.router, kube, namespace, traffic.config, traffic.stable_service, traffic.canary_service)
+    if r.verify(traffic.canary_weight):
+        return
+    log.info("%s: canary weight %s%% on %s", namespace, traffic.canary_weight, traffic.router)
+    r.set_weight(traffic.canary_weight)

@@ -1,0 +1,258 @@
+"""End to end: canary rollouts, analysis on a real Prometheus, promotion, abort and rollback."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from typing import Any
+
+import pytest
+import yaml
+
+from helpers import holds_for, wait_for
+from modeldeployments import MD, apply, cli, deployments, get, manifest, status, wait_phase
+
+
+def canary_manifest(namespace: str, version: str, steps: list[dict[str, Any]], **rollout: Any) -> dict[str, Any]:
+    body = manifest(namespace, version=version, replicas=4)
+    body["spec"]["rollout"] = {"steps": steps, "scaleDownDelaySeconds": 3, **rollout}
+    return body
+
+
+def record_weights(cluster: Any, namespace: str, until: Any, timeout: float = 90) -> tuple[list[int], dict[str, Any]]:
+    """Poll status, collecting each distinct canaryWeight seen, until `until(status)`."""
+    seen: list[int] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        st = status(cluster, namespace)
+        w = st.get("canaryWeight")
+        if w is not None and (not seen or seen[-1] != w):
+            seen.append(w)
+        if until(st):
+            return seen, st
+        assert time.monotonic() < deadline, f"rollout did not finish; weights seen {seen}, status {st}"
+        time.sleep(0.1)
+
+
+def error_rate_analysis(prometheus: Any, namespace: str, interval: str = "2s", failure_limit: int = 0) -> dict:
+    return {"interval": interval, "failureLimit": failure_limit, "metrics": [{
+        "name": "error-rate",
+        "prometheus": {"address": prometheus.address, "query": 'model_error_ratio{namespace="$namespace"}'},
+        "thresholdRange": {"max": 0.05}}]}
+
+
+STEPS = [{"setWeight": 20}, {"pause": {"duration": "5s"}}, {"analysis": {}}, {"setWeight": 50},
+         {"pause": {"duration": "5s"}}]
+
+
+def test_canary_steps_then_promotion(cluster, namespace, operator, prometheus):
+    prometheus.set_error_ratio(namespace, 0.01)
+    analysis = error_rate_analysis(prometheus, namespace)
+    apply(cluster, canary_manifest(namespace, "1", STEPS, analysis=analysis))
+    wait_phase(cluster, namespace, "Healthy", stableRevision=1)
+    # When v2 is applied with steps 20% / pause 5s / analysis / 50% / pause 5s
+    apply(cluster, canary_manifest(namespace, "2", STEPS, analysis=analysis))
+    weights, st = record_weights(cluster, namespace,
+                                 lambda s: s.get("stableRevision") == 2 and s.get("phase") == "Healthy")
+    # Then status passed through those weights, and analysis passed on real measurements
+    assert [w for w in weights if w in (20, 50)] == [20, 50], weights
+    assert st["analysis"]["passed"] >= 1 and st["analysis"]["failed"] == 0
+    assert st["analysis"]["measurements"][0]["value"] == pytest.approx(0.01)
+    # And v1 is scaled down after scaleDownDelaySeconds
+    deps = deployments(cluster, namespace)
+    assert deps[f"{MD}-r2"]["spec"]["replicas"] == 4
+    wait_for(lambda: deployments(cluster, namespace)[f"{MD}-r1"]["spec"]["replicas"], timeout=15,
+             until=lambda n: n == 0, message="revision 1 scaled down after the delay")
+
+
+def test_a_never_ready_canary_is_rolled_back_after_the_deadline(cluster, namespace, operator):
+    steps = [{"setWeight": 25}, {"pause": {"duration": "2s"}}]
+    apply(cluster, canary_manifest(namespace, "2", steps, progressDeadlineSeconds=6))
+    wait_phase(cluster, namespace, "Healthy", stableRevision=1)
+    # When v3's pods never become Ready
+    bad = canary_manifest(namespace, "3", steps, progressDeadlineSeconds=6)
+    bad["spec"]["template"] = {"metadata": {"labels": {"sim.modeldeploy.dev/behavior": "never-ready"}}}
+    apply(cluster, bad)
+    st = wait_phase(cluster, namespace, "Degraded", timeout=30)
+    # Then it is rolled back: the stable revision serves 100%, the canary has no pods
+    assert st["stableRevision"] == 1 and st.get("canaryRevision") is None
+    assert "progressDeadlineSeconds 6" in st["message"]
+    deps = deployments(cluster, namespace)
+    assert deps[f"{MD}-r1"]["spec"]["replicas"] == 4 and deps[f"{MD}-r1"]["status"]["readyReplicas"] == 4
+    assert deps[f"{MD}-r2"]["spec"]["replicas"] == 0
+    rows = json.loads(cli(cluster, "history", MD, "-n", namespace, "-o", "json").stdout)
+    assert rows[-1]["revision"] == 2 and rows[-1]["outcome"] == "Failed"
+    # And it is not retried while the spec stays the same (no flapping)
+    holds_for(lambda: deployments(cluster, namespace)[f"{MD}-r2"]["spec"]["replicas"] == 0, duration=4,
+              message="the failed revision stays down")
+
+
+def test_a_failing_error_rate_rolls_back_within_one_interval(cluster, namespace, operator, prometheus):
+    prometheus.set_error_ratio(namespace, 0.2)
+    analysis = error_rate_analysis(prometheus, namespace, interval="3s")
+    steps = [{"setWeight": 25}, {"analysis": {}}, {"setWeight": 75}]
+    apply(cluster, canary_manifest(namespace, "1", steps, analysis=analysis))
+    wait_phase(cluster, namespace, "Healthy", stableRevision=1)
+    apply(cluster, canary_manifest(namespace, "2", steps, analysis=analysis))
+    wait_for(lambda: status(cluster, namespace), timeout=20, until=lambda s: s.get("canaryWeight") == 25,
+             message="canary has traffic")
+    got_traffic = time.monotonic()
+    st = wait_phase(cluster, namespace, "Degraded", timeout=20)
+    elapsed = time.monotonic() - got_traffic
+    print(f"failed analysis -> 100% stable in {elapsed:.1f} s after the canary got traffic (interval 3 s)")
+    assert elapsed < 3 + 5
+    assert st["analysis"]["measurements"][0]["value"] == pytest.approx(0.2)
+    assert "error-rate=0.2" in st["message"]
+    events = get(cluster, namespace, "events")["items"]
+    assert any(e["reason"] == "RolledBack" and "error-rate=0.2" in e["message"] for e in events)
+    assert deployments(cluster, namespace)[f"{MD}-r2"]["spec"]["replicas"] == 0
+    out = cli(cluster, "status", MD, "-n", namespace).stdout
+    assert "error-rate: Fail value 0.2" in out
+
+
+def test_an_open_pause_waits_for_promote_and_abort_returns_traffic(cluster, namespace, operator):
+    steps = [{"setWeight": 25}, {"pause": {}}]
+    apply(cluster, canary_manifest(namespace, "1", steps))
+    wait_phase(cluster, namespace, "Healthy", stableRevision=1)
+    # A pause without a duration waits ...
+    apply(cluster, canary_manifest(namespace, "2", steps))
+    wait_phase(cluster, namespace, "Paused", canaryRevision=2, canaryWeight=25)
+    holds_for(lambda: status(cluster, namespace).get("phase") == "Paused", duration=3, message="stays paused")
+    # ... until `kubectl modeldeploy promote`
+    out = cli(cluster, "promote", MD, "-n", namespace)
+    assert out.returncode == 0, out.stderr
+    wait_phase(cluster, namespace, "Healthy", stableRevision=2)
+    # and `abort` sends traffic back to stable
+    apply(cluster, canary_manifest(namespace, "3", steps))
+    wait_phase(cluster, namespace, "Paused", canaryRevision=3)
+    assert cli(cluster, "abort", MD, "-n", namespace).returncode == 0
+    st = wait_phase(cluster, namespace, "Degraded", stableRevision=2)
+    assert st.get("canaryRevision") is None
+    deps = deployments(cluster, namespace)
+    assert deps[f"{MD}-r3"]["spec"]["replicas"] == 0 and deps[f"{MD}-r2"]["spec"]["replicas"] == 4
+    # The spec was never rewritten
+    md = get(cluster, namespace, "modeldeployment", MD)
+    assert md["spec"]["model"]["version"] == "3"
+
+
+def test_rollback_to_revision_and_git_revert_fast_track(cluster, namespace, operator):
+    steps = [{"setWeight": 50}, {"pause": {"duration": "2s"}}]
+    apply(cluster, canary_manifest(namespace, "1", steps))
+    wait_phase(cluster, namespace, "Healthy", stableRevision=1)
+    apply(cluster, canary_manifest(namespace, "2", steps))
+    wait_phase(cluster, namespace, "Healthy", stableRevision=2, timeout=30)
+    # `rollback --to-revision 1` brings revision 1 back, spec untouched
+    out = cli(cluster, "rollback", MD, "-n", namespace, "--to-revision", "1")
+    assert out.returncode == 0, out.stderr
+    wait_phase(cluster, namespace, "Healthy", stableRevision=1)
+    assert get(cluster, namespace, "modeldeployment", MD)["spec"]["model"]["version"] == "2"
+    # A revision not in history is refused with a clear message
+    bad = cli(cluster, "rollback", MD, "-n", namespace, "--to-revision", "9")
+    assert bad.returncode == 1 and "revision 9 is not in the history" in bad.stderr
+    # A new spec change lifts the rollback: v3 rolls out with steps
+    apply(cluster, canary_manifest(namespace, "3", steps))
+    wait_phase(cluster, namespace, "Healthy", stableRevision=3, timeout=30)
+    # Reverting the spec to v2, as `git revert` would, skips the canary steps
+    apply(cluster, canary_manifest(namespace, "2", steps))
+    weights, _ = record_weights(cluster, namespace, lambda s: s.get("stableRevision") == 2, timeout=20)
+    assert weights == [], f"a revert went through canary steps: {weights}"
+
+
+def _route_weights(obj: dict[str, Any], path: str) -> dict[str, int]:
+    if path == "httproute":
+        refs = obj["spec"]["rules"][0]["backendRefs"]
+        return {r["name"]: r.get("weight", 1) for r in refs}
+    return {d["destination"]["host"]: d.get("weight", 0) for d in obj["spec"]["http"][0]["route"]}
+
+
+def _without_weights(obj: dict[str, Any], kind: str, canary: str) -> dict[str, Any]:
+    spec = copy.deepcopy(obj["spec"])
+    if kind == "httproute":
+        for rule in spec["rules"]:
+            rule["backendRefs"] = [{k: v for k, v in r.items() if k != "weight"} for r in rule["backendRefs"]
+                                   if r["name"] != canary]
+    else:
+        for http in spec["http"]:
+            http["route"] = [{k: v for k, v in d.items() if k != "weight"} for d in http["route"]
+                             if d["destination"]["host"] != canary]
+    return spec
+
+
+ROUTES = {
+    "httproute": {
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": "fraud-route", "labels": {"owner": "platform"}},
+        "spec": {
+            "parentRefs": [{"name": "public-gateway", "namespace": "infra"}],
+            "hostnames": ["fraud.example.com"],
+            "rules": [{
+                "matches": [{"path": {"type": "PathPrefix", "value": "/v2/models"}}],
+                "filters": [{"type": "RequestHeaderModifier",
+                             "requestHeaderModifier": {"add": [{"name": "x-team", "value": "risk"}]}}],
+                "backendRefs": [{"name": "fraud-stable", "port": 80}],
+            }],
+        },
+    },
+    "virtualservice": {
+        "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+        "metadata": {"name": "fraud-vs", "labels": {"owner": "platform"}},
+        "spec": {
+            "hosts": ["fraud"],
+            "gateways": ["mesh"],
+            "http": [{"name": "primary", "timeout": "5s", "retries": {"attempts": 2},
+                      "route": [{"destination": {"host": "fraud-stable", "port": {"number": 80}}}]}],
+        },
+    },
+}
+
+
+@pytest.mark.parametrize("kind", ["httproute", "virtualservice"], ids=["gatewayAPI", "istio"])
+def test_mesh_router_weights_follow_the_steps(cluster, namespace, operator, mesh_crds, kind):
+    route = copy.deepcopy(ROUTES[kind])
+    route["metadata"]["namespace"] = namespace
+    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(route))
+    routing = ({"gatewayAPI": {"httpRoute": "fraud-route"}} if kind == "httproute"
+               else {"istio": {"virtualService": "fraud-vs", "routes": ["primary"]}})
+    steps = [{"setWeight": 30}, {"pause": {"duration": "2s"}}, {"setWeight": 60}, {"pause": {"duration": "2s"}}]
+    apply(cluster, canary_manifest(namespace, "1", steps, trafficRouting=routing))
+    wait_phase(cluster, namespace, "Healthy", stableRevision=1)
+    before = get(cluster, namespace, kind, route["metadata"]["name"])
+    apply(cluster, canary_manifest(namespace, "2", steps, trafficRouting=routing))
+    seen: list[int] = []
+    deadline = time.monotonic() + 60
+    while status(cluster, namespace).get("stableRevision") != 2:
+        obj = get(cluster, namespace, kind, route["metadata"]["name"])
+        w = _route_weights(obj, kind).get("fraud-canary")
+        if w is not None and (not seen or seen[-1] != w):
+            seen.append(w)
+        assert time.monotonic() < deadline, f"rollout did not finish; route weights seen {seen}"
+        time.sleep(0.1)
+    # Then the route carried the step weights ...
+    assert [w for w in seen if w in (30, 60)] == [30, 60], seen
+    # ... and ends with all traffic on the (new) stable Service
+    final = wait_for(lambda: get(cluster, namespace, kind, route["metadata"]["name"]), timeout=10,
+                     until=lambda o: _route_weights(o, kind).get("fraud-canary", 0) == 0,
+                     message="canary weight back to 0")
+    assert _route_weights(final, kind)["fraud-stable"] == 100
+    # ... and every field the operator does not manage is as the user wrote it
+    assert _without_weights(final, kind, "fraud-canary") == _without_weights(before, kind, "fraud-canary")
+    assert final["metadata"]["labels"] == {"owner": "platform"}
+
+
+def test_killed_during_a_step_the_rollout_still_finishes(cluster, namespace, operator):
+    steps = [{"setWeight": 25}, {"pause": {"duration": "4s"}}, {"setWeight": 50}, {"pause": {"duration": "3s"}}]
+    apply(cluster, canary_manifest(namespace, "1", steps))
+    wait_phase(cluster, namespace, "Healthy", stableRevision=1)
+    apply(cluster, canary_manifest(namespace, "2", steps))
+    wait_for(lambda: status(cluster, namespace), timeout=20, until=lambda s: s.get("canaryWeight") == 25,
+             message="first step reached")
+    # When the operator dies during the pause step and comes back
+    operator.kill()
+    time.sleep(1)
+    operator.start()
+    # Then the rollout finishes correctly, with no duplicate children
+    weights, st = record_weights(cluster, namespace, lambda s: s.get("stableRevision") == 2, timeout=60)
+    assert 50 in weights or st.get("stableRevision") == 2
+    assert sorted(deployments(cluster, namespace)) == [f"{MD}-r1", f"{MD}-r2"]
+    assert sorted(int(r["revision"]) for r in get(cluster, namespace, "controllerrevisions")["items"]) == [1, 2]

@@ -1,0 +1,219 @@
+"""The Deployment of one revision: pod security, credentials, model volume, labels, ownership, probes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from modeldeploy.api import names
+from modeldeploy.api.spec import ModelDeploymentSpec
+from modeldeploy.desired import workload
+from modeldeploy.desired.runtime import PRESETS
+from modeldeploy.desired.settings import Settings
+
+OWNER = workload.Owner("fraud", "risk", "6f1c2b7e-0000-4000-8000-000000000003")
+SETTINGS = Settings(storage_initializer_image="registry.example/storage-initializer:1")
+
+
+def spec(uri: str = "s3://models/fraud/v7", **fields: Any) -> ModelDeploymentSpec:
+    raw: dict[str, Any] = {"model": {"uri": uri, "version": "7"}, "runtime": {"image": "srv:1"}, "replicas": 2}
+    for key, value in fields.items():
+        raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
+    return ModelDeploymentSpec.model_validate(raw)
+
+
+def deployment(s: ModelDeploymentSpec, revision: int = 3, replicas: int = 2, **kw: Any) -> dict[str, Any]:
+    return workload.deployment(s, OWNER, revision, replicas, SETTINGS, **kw)
+
+
+def pod(s: ModelDeploymentSpec, revision: int = 3) -> dict[str, Any]:
+    return deployment(s, revision)["spec"]["template"]
+
+
+def containers(p: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield from p["spec"].get("initContainers", [])
+    yield from p["spec"]["containers"]
+
+
+def server(p: dict[str, Any]) -> dict[str, Any]:
+    (c,) = p["spec"]["containers"]
+    return c
+
+
+SPECS = {
+    "s3": spec(),
+    "pvc": spec("pvc://models/fraud/v7"),
+    "preset-with-credentials": spec(model={"credentialsSecret": "s3-creds"}, runtime={"image": None, "preset": "vllm"}),
+    "service-account-and-tolerations": spec(template={"serviceAccountName": "reader", "tolerations": [
+        {"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}]}),
+}
+
+
+@pytest.mark.parametrize("s", SPECS.values(), ids=SPECS.keys())
+def test_pod_meets_the_restricted_pod_security_standard(s: ModelDeploymentSpec) -> None:
+    # Given any spec, When its pod template is built
+    p = pod(s)
+    # Then the pod and every container run as the "restricted" standard requires
+    assert p["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert p["spec"]["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    for c in containers(p):
+        sc = c["securityContext"]
+        assert sc["allowPrivilegeEscalation"] is False, c["name"]
+        assert sc["capabilities"] == {"drop": ["ALL"]}, c["name"]
+        assert sc["runAsNonRoot"] is True, c["name"]
+        assert sc["seccompProfile"] == {"type": "RuntimeDefault"}, c["name"]
+        assert "privileged" not in sc and "add" not in sc["capabilities"]
+    # And only volume types the standard allows are used, and no host namespaces
+    for v in p["spec"]["volumes"]:
+        assert set(v) - {"name"} <= {"emptyDir", "persistentVolumeClaim", "secret", "configMap", "projected"}
+    assert not {"hostNetwork", "hostPID", "hostIPC"} & set(p["spec"])
+
+
+def paths_to(value: str, obj: Any, path: str = "") -> Iterator[str]:
+    """Every path in obj where the string value appears."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from paths_to(value, v, f"{path}.{k}")
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            yield from paths_to(value, v, f"{path}[{i}]")
+    elif obj == value:
+        yield path
+
+
+def test_credentials_secret_is_env_from_on_both_containers_and_nowhere_else() -> None:
+    # Given spec.model.credentialsSecret
+    s = spec(model={"credentialsSecret": "s3-creds"})
+    # When the Deployment is built
+    d = deployment(s)
+    p = d["spec"]["template"]
+    # Then the fetcher and the server take the Secret's keys as environment
+    for c in containers(p):
+        assert c["envFrom"] == [{"secretRef": {"name": "s3-creds"}}], c["name"]
+    assert [c["name"] for c in containers(p)] == [workload.INIT_CONTAINER, workload.SERVER_CONTAINER]
+    # And the Secret's name appears only as those references, never as a literal value
+    assert sorted(paths_to("s3-creds", d)) == [
+        ".spec.template.spec.containers[0].envFrom[0].secretRef.name",
+        ".spec.template.spec.initContainers[0].envFrom[0].secretRef.name",
+    ]
+
+
+def test_no_credentials_means_no_env_from() -> None:
+    assert all("envFrom" not in c for c in containers(pod(spec())))
+
+
+@pytest.mark.parametrize(("uri", "claim", "sub_path"), [
+    ("pvc://models/fraud/v7", "models", "fraud/v7"),
+    ("pvc://models/model.onnx", "models", "model.onnx"),
+    ("pvc://models", "models", None),
+], ids=["nested-path", "file", "whole-claim"])
+def test_pvc_uri_mounts_the_claim_read_only(uri: str, claim: str, sub_path: str | None) -> None:
+    # Given a model on a PersistentVolumeClaim
+    p = pod(spec(uri))
+    # Then the claim is mounted read-only at the model dir, at its subPath, with no fetcher
+    (volume,) = p["spec"]["volumes"]
+    assert volume["persistentVolumeClaim"] == {"claimName": claim, "readOnly": True}
+    (mount,) = server(p)["volumeMounts"]
+    assert (mount["name"], mount["mountPath"], mount["readOnly"]) == (volume["name"], names.MODEL_MOUNT_PATH, True)
+    assert mount.get("subPath") == sub_path
+    assert "initContainers" not in p["spec"]
+
+
+@pytest.mark.parametrize("uri", ["s3://models/fraud/v7", "gs://b/m", "hf://org/model", "https://h/m.tgz",
+                                 "oci://registry/model:7"], ids=["s3", "gs", "hf", "https", "oci"])
+def test_remote_uri_is_fetched_by_the_storage_initializer(uri: str) -> None:
+    # Given a model at a remote URI
+    p = pod(spec(uri))
+    # Then the storage initializer fetches it into an emptyDir the server reads
+    (init,) = p["spec"]["initContainers"]
+    assert init["name"] == workload.INIT_CONTAINER
+    assert init["image"] == SETTINGS.storage_initializer_image
+    assert init["args"] == [uri, names.MODEL_MOUNT_PATH]
+    assert init["volumeMounts"] == [{"name": workload.MODEL_VOLUME, "mountPath": names.MODEL_MOUNT_PATH}]
+    assert p["spec"]["volumes"] == [{"name": workload.MODEL_VOLUME, "emptyDir": {}}]
+    assert server(p)["volumeMounts"] == [{"name": workload.MODEL_VOLUME, "mountPath": names.MODEL_MOUNT_PATH,
+                                          "readOnly": True}]
+
+
+def test_labels_selector_and_owner() -> None:
+    # Given user template labels, including ones that try to take the operator's
+    s = spec(template={"metadata": {"labels": {"team": "risk", names.LABEL_REVISION: "9",
+                                               names.LABEL_MD: "other"},
+                                    "annotations": {"prometheus.io/scrape": "true"}}})
+    d = deployment(s, revision=3)
+    p = d["spec"]["template"]
+    # Then the pods carry the standard labels, the revision and the user's own labels
+    assert p["metadata"]["labels"] == {
+        "team": "risk",
+        names.LABEL_NAME: "fraud",
+        names.LABEL_MANAGED_BY: "modeldeploy",
+        names.LABEL_MD: "fraud",
+        names.LABEL_REVISION: "3",
+    }
+    assert p["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+    # And the Deployment selects exactly its revision's pods
+    selector = d["spec"]["selector"]["matchLabels"]
+    assert selector == {names.LABEL_MD: "fraud", names.LABEL_REVISION: "3"}
+    assert selector.items() <= p["metadata"]["labels"].items()
+    # And it is named and labelled for the revision, and owned by the ModelDeployment
+    meta = d["metadata"]
+    assert (meta["name"], meta["namespace"]) == ("fraud-r3", "risk")
+    assert meta["labels"] == {names.LABEL_NAME: "fraud", names.LABEL_MANAGED_BY: "modeldeploy",
+                              names.LABEL_MD: "fraud", names.LABEL_REVISION: "3"}
+    assert meta["ownerReferences"] == [{"apiVersion": "modeldeploy.dev/v1alpha1", "kind": "ModelDeployment",
+                                        "name": "fraud", "uid": OWNER.uid, "controller": True,
+                                        "blockOwnerDeletion": True}]
+    # And no role label: promotion never changes the pod template
+    assert not any("role" in k for k in p["metadata"]["labels"])
+
+
+def test_pod_template_does_not_depend_on_replicas_or_scale_down() -> None:
+    s = spec()
+    a = deployment(s, replicas=2)
+    b = deployment(s, replicas=0, scale_down_at=datetime(2025, 6, 1, 12, 0, 30, tzinfo=UTC))
+    assert a["spec"]["template"] == b["spec"]["template"]
+    assert b["metadata"]["annotations"][names.ANN_SCALE_DOWN_AT] == "2025-06-01T12:00:30Z"
+    assert names.ANN_SCALE_DOWN_AT not in a["metadata"]["annotations"]
+    assert (a["spec"]["replicas"], b["spec"]["replicas"]) == (2, 0)
+
+
+@pytest.mark.parametrize(("runtime", "path", "port", "image"), [
+    ({"image": "srv:1"}, "/v2/health/ready", 8080, "srv:1"),
+    ({"image": "srv:1", "readinessPath": "/healthz", "port": 9000}, "/healthz", 9000, "srv:1"),
+    *[({"preset": name}, p.readiness_path, p.port, p.image) for name, p in sorted(PRESETS.items())],
+    ({"preset": "torchserve", "readinessPath": "/ready"}, "/ready", PRESETS["torchserve"].port,
+     PRESETS["torchserve"].image),
+], ids=["image-default", "image-custom", *[f"preset-{n}" for n in sorted(PRESETS)], "preset-overridden"])
+def test_readiness_probe_and_port(runtime: dict[str, Any], path: str, port: int, image: str) -> None:
+    # Given a runtime image or preset
+    s = spec(runtime={"image": None, **runtime})
+    c = server(pod(s))
+    # Then the probe hits the runtime's readiness path on the named http port
+    assert c["readinessProbe"]["httpGet"] == {"path": path, "port": "http"}
+    assert c["ports"] == [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+    assert c["image"] == image
+
+
+def test_runtime_args_env_resources_and_scheduling() -> None:
+    s = spec(runtime={"args": ["--workers", "2"], "env": [{"name": "LOG_LEVEL", "value": "debug"}],
+                      "resources": {"requests": {"cpu": "500m"}, "limits": {"memory": "2Gi"}}},
+             template={"nodeSelector": {"pool": "cpu"}, "serviceAccountName": "reader",
+                       "tolerations": [{"key": "k", "operator": "Equal", "value": "v", "effect": "NoSchedule"}]})
+    p = pod(s)
+    c = server(p)
+    assert c["args"] == ["--workers", "2"]
+    assert c["env"] == [{"name": "LOG_LEVEL", "value": "debug"},
+                        {"name": "MODEL_DIR", "value": names.MODEL_MOUNT_PATH},
+                        {"name": "MODEL_VERSION", "value": "7"}]
+    assert c["resources"] == {"requests": {"cpu": "500m"}, "limits": {"memory": "2Gi"}}
+    assert p["spec"]["nodeSelector"] == {"pool": "cpu"}
+    assert p["spec"]["serviceAccountName"] == "reader"
+    assert p["spec"]["tolerations"] == [{"key": "k", "operator": "Equal", "value": "v", "effect": "NoSchedule"}]
+
+
+def test_rolling_update_never_drops_ready_pods() -> None:
+    strategy = deployment(spec())["spec"]["strategy"]
+    assert strategy == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "25%"}}
