@@ -195,7 +195,8 @@ class World:
 
 Happening = tuple[Any, ...]  # (kind, args...)
 
-spec_edits = st.tuples(st.just("spec"), st.integers(0, len(TEMPLATES) - 1), st.integers(1, 4))
+# ("spec", k, n): move k templates on (so the simplest edit, k=1, starts a rollout) and ask for n replicas.
+spec_edits = st.tuples(st.just("spec"), st.sampled_from([1, 2, 0]), st.sampled_from([3, 1, 2, 4]))
 time_steps = st.tuples(st.just("time"), st.one_of(st.integers(1, 700), st.sampled_from([29, 31, 599, 601])))
 actions = st.one_of(
     spec_edits, spec_edits, spec_edits,
@@ -205,7 +206,8 @@ actions = st.one_of(
 )
 # Each thing someone does is followed by some passing of time, as in life.
 episodes = st.tuples(actions, st.lists(time_steps, max_size=3)).map(lambda e: [e[0], *e[1]])
-histories = st.lists(episodes, min_size=1, max_size=8).map(lambda es: [h for e in es for h in e])
+# Every history starts with the ModelDeployment created and given a few seconds to start.
+histories = st.lists(episodes, min_size=3, max_size=8).map(lambda es: [("time", 5), *(h for e in es for h in e)])
 
 
 @dataclass(frozen=True)
@@ -222,7 +224,8 @@ def scenarios(auto_rollback: st.SearchStrategy[bool] | None = None,
     behaviour = st.sampled_from(["healthy", *BEHAVIOURS])
     return st.builds(Scenario, history=histories,
                      behaviours=st.tuples(*(behaviour for _ in TEMPLATES)),
-                     auto_rollback=auto_rollback or st.booleans(), history_limit=history_limit or st.just(10))
+                     auto_rollback=st.booleans() if auto_rollback is None else auto_rollback,
+                     history_limit=st.just(10) if history_limit is None else history_limit)
 
 
 def simulate(sc: Scenario, on_event: Callable[[World], None] | None = None) -> list[Step]:
@@ -235,7 +238,7 @@ def simulate(sc: Scenario, on_event: Callable[[World], None] | None = None) -> l
     for what in sc.history:
         kind = what[0]
         if kind == "spec":
-            world.edit(template=what[1], replicas=what[2])
+            world.edit(template=(world.template + what[1]) % len(TEMPLATES), replicas=what[2])
         elif kind == "pause":
             world.edit(paused=what[1])
         elif kind == "ready" and (n := world.pick(what[1])) is not None:
@@ -302,6 +305,9 @@ def newly_failed(step: Step) -> set[int]:
             and m["metadata"]["annotations"][names.ANN_OUTCOME] == "Failed" and before.get(m["revision"]) != "Failed"}
 
 
+@example(sc=ROLLED_BACK_PAST_SCALE_DOWN)
+@example(sc=Scenario([("time", 5), ("spec", 1, 3), ("time", 60), ("time", 60), ("spec", 0, 2), ("time", 60)],
+                     behaviours=("healthy", "crash-loop", "healthy")))
 @settings(max_examples=200, deadline=None)
 @given(sc=scenarios(auto_rollback=st.just(True)))
 def test_a_failed_revision_is_not_retried_while_the_template_stays(sc: Scenario) -> None:

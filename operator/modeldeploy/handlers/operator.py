@@ -41,6 +41,10 @@ def make_memo(kube: Kube, settings: Settings) -> kopf.Memo:
             return
         metrics.RECONCILES.labels("changed" if result.writes else "unchanged").inc()
         metrics.RECONCILE_SECONDS.observe(result.seconds)
+        metrics.CANARY_WEIGHT.labels(key[0], key[1]).set(result.canary_weight)
+        for reason in result.events:
+            if reason in ("Promoted", "RolledBack", "Aborted"):
+                metrics.ROLLOUTS.labels(reason).inc()
         for phase in Phase:
             metrics.PHASE.labels(key[0], key[1], phase.value).set(1 if phase.value == result.phase else 0)
 

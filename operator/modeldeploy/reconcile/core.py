@@ -35,6 +35,8 @@ APPLY_ORDER = ["ControllerRevision", "Deployment", "Service", "HorizontalPodAuto
 @dataclass(frozen=True)
 class Result:
     phase: str | None = None
+    canary_weight: int = 0
+    events: tuple[str, ...] = ()  # reasons of the Events this reconcile emitted
     requeue_after: float | None = None
     writes: int = 0
     seconds: float = 0.0
@@ -127,8 +129,9 @@ def reconcile(kube: Kube, namespace: str, name: str, settings: Settings,
         log.info("%s/%s %s: %s", namespace, name, event.reason, event.message)
         kube.event(md, event.type, event.reason, event.message)
     phase = plan.status.phase.value if plan.status.phase else None
-    return Result(phase=phase, requeue_after=plan.requeue_after, writes=kube.writes - writes_before,
-                  seconds=time.monotonic() - started)
+    return Result(phase=phase, canary_weight=plan.status.canary_weight or 0,
+                  events=tuple(e.reason for e in plan.events), requeue_after=plan.requeue_after,
+                  writes=kube.writes - writes_before, seconds=time.monotonic() - started)
 
 
 def _api_message(exc: ApiException) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from kubernetes.client.rest import ApiException
+
 from modeldeploy.api import names
 from modeldeploy.desired.facts import DeploymentFacts, Observed, RevisionRecord
 from modeldeploy.desired.rollout import parse_timestamp
@@ -77,6 +79,17 @@ def revisions(items: list[JSON]) -> tuple[RevisionRecord, ...]:
     return tuple(sorted(out, key=lambda r: r.number))
 
 
+def _exists(kube: Kube, kind: str, namespace: str, name: str) -> bool:
+    """Does it exist? When the operator may not read that kind here (least-privilege RBAC
+    without Secrets), it cannot tell, and assumes yes: the pods will say otherwise."""
+    try:
+        return kube.get("v1", kind, namespace, name) is not None
+    except ApiException as exc:
+        if exc.status == 403:
+            return True
+        raise
+
+
 # The kinds a ModelDeployment owns, read once per reconcile.
 OWNED = (("apps/v1", "Deployment"), ("apps/v1", "ControllerRevision"), ("v1", "Service"),
          ("autoscaling/v2", "HorizontalPodAutoscaler"), ("policy/v1", "PodDisruptionBudget"))
@@ -93,13 +106,13 @@ def observe(kube: Kube, md: JSON, now: datetime) -> tuple[Observed, Live]:
     model = spec.get("model") or {}
     missing_secrets: tuple[str, ...] = ()
     secret = model.get("credentialsSecret")
-    if secret and kube.get("v1", "Secret", ns, secret) is None:
+    if secret and not _exists(kube, "Secret", ns, secret):
         missing_secrets = (secret,)
     missing_claims: tuple[str, ...] = ()
     uri = model.get("uri") or ""
     if uri.startswith("pvc://"):
         claim, _ = split_pvc_uri(uri)
-        if kube.get("v1", "PersistentVolumeClaim", ns, claim) is None:
+        if not _exists(kube, "PersistentVolumeClaim", ns, claim):
             missing_claims = (claim,)
     observed = Observed(
         name=name,
