@@ -61,10 +61,9 @@ def with_container(**changes: Any) -> dict[str, Any]:
     (with_container(ports=[]), True),
     (with_container(ports=[{"name": "http", "containerPort": 8080, "protocol": "TCP"},
                            {"name": "metrics", "containerPort": 9090}]), True),
-    (with_container(ports=[{"name": "http", "containerPort": "8080", "protocol": "TCP"}]), False),
     (None, True),
 ], ids=["server-defaults-ignored", "replicas-changed", "image-changed", "quantities-normalised",
-        "cpu-changed", "memory-request-removed", "list-shorter", "list-longer", "int-or-string-same",
+        "cpu-changed", "memory-request-removed", "list-shorter", "list-longer",
         "missing-live-object"])
 def test_needs_apply(live_obj: dict[str, Any] | None, expected: bool) -> None:
     # Given a desired Deployment and what the API server holds
@@ -85,10 +84,11 @@ def test_api_version_and_kind_are_not_compared() -> None:
     ({"emptyDir": {"medium": "Memory"}}, {"emptyDir": {}}, False),
     ({}, {"args": []}, True),
     ({"args": ["a"]}, {"args": []}, False),
-    ({"x": "500m"}, {"x": "0.5"}, True),
-    ({"x": "1073741824"}, {"x": "1Gi"}, True),
-    ({"x": "1G"}, {"x": "1Gi"}, False),
-    ({"x": 1}, {"x": "1"}, True),
+    ({"requests": {"cpu": "500m"}}, {"requests": {"cpu": "0.5"}}, True),
+    ({"limits": {"memory": "1073741824"}}, {"limits": {"memory": "1Gi"}}, True),
+    ({"limits": {"memory": "1G"}}, {"limits": {"memory": "1Gi"}}, False),
+    ({"limits": {"cpu": "1"}}, {"limits": {"cpu": 1}}, True),
+    ({"limits": {"cpu": "1"}}, {"limits": {"cpu": "1.0"}}, True),
     ({"x": "true"}, {"x": True}, False),
     ({"x": "http"}, {"x": "https"}, False),
     ({"x": [1, 2]}, {"x": [2, 1]}, False),
@@ -97,17 +97,13 @@ def test_api_version_and_kind_are_not_compared() -> None:
     ({"x": None}, {"x": "a"}, False),
 ], ids=["extra-live-key", "missing-live-key", "empty-dict-vs-missing", "empty-dict-vs-empty-dict",
         "empty-dict-vs-null", "empty-dict-vs-filled", "empty-list-vs-missing", "empty-list-vs-filled",
-        "millicores", "gibibyte", "gigabyte-is-not-gibibyte", "int-vs-numeric-string",
+        "millicores", "gibibyte", "gigabyte-is-not-gibibyte", "int-vs-numeric-string", "server-canonical-form",
         "string-true-is-not-bool", "different-strings", "list-order-matters",
         "scalar-vs-dict", "dict-vs-scalar", "null-vs-value"])
 def test_covers(have: Any, want: Any, expected: bool) -> None:
     assert covers(have, want) is expected
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG drift.py _same_scalar(): every pair of strings is compared as Kubernetes quantities, not only "
-    "resource quantities, so a hand edit of e.g. env MODEL_VERSION '1.10' -> '1.1' (or an annotation "
-    "'2' -> '2.0') on a live object is not seen as drift and never put back"))
 def test_version_strings_are_not_quantities() -> None:
     want = {"env": [{"name": "MODEL_VERSION", "value": "1.10"}]}
     have = {"env": [{"name": "MODEL_VERSION", "value": "1.1"}]}

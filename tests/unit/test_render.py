@@ -101,9 +101,6 @@ def test_status_lines(resource: dict[str, Any], history: list[dict[str, Any]], e
         assert fragment not in text, text
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG cli/render.py status(): before the operator has written any status the phase line reads "
-    "'(spec generation 1, operator has seen None)': a Python None shown to users"))
 def test_status_before_the_operator_has_seen_it() -> None:
     text = render.status(md(generation=1), [])
     assert "None" not in text

@@ -314,6 +314,21 @@ def test_first_apply_with_zero_replicas_is_deployed() -> None:
     assert later.status.phase == Phase.HEALTHY
 
 
+@pytest.mark.parametrize(("r1", "started_ago", "says"), [
+    (starting(1), 700, "0/3 pods ready after 700s"),
+    (starting(1, max_restarts=5, crashing_pod="fraud-r1-5c9d-x0"), 60, "fraud-r1-5c9d-x0 restarted 5 times"),
+], ids=["never-ready-past-deadline", "crash-looping"])
+def test_first_revision_that_cannot_start_is_reported(r1: DeploymentFacts, started_ago: float, says: str) -> None:
+    # Given the first revision was applied a while ago and its pods do not get Ready
+    began = rollout.timestamp(NOW - timedelta(seconds=started_ago))
+    seen = observed(r1, revisions=(replace(record(1, outcome=PROGRESSING), created=began),))
+    # When planned
+    p = plan(spec(), status(Phase.PENDING, started_ago=started_ago), seen)
+    # Then the status says it is stuck, and why, with numbers
+    assert p.status.phase == Phase.DEGRADED
+    assert says in (p.status.message or "")
+
+
 # -- in-place changes ---------------------------------------------------------------------
 
 def test_replicas_only_change_changes_only_the_replica_count() -> None:
@@ -589,10 +604,6 @@ def test_paused_stable_keeps_serving(delay: int) -> None:
         assert names.ANN_SCALE_DOWN_AT not in annotations(p, 1)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG rollout.py run(): the paused branch is skipped when status.canaryRevision == target, and "
-    "progress() (no rollout.steps) never looks at spec.paused, so setting spec.paused: true during a "
-    "rollout does not hold it: the new revision is still promoted when Ready, or rolled back at the deadline"))
 @pytest.mark.parametrize(("r2", "started_ago"), [(ready(2), 60), (starting(2), 700)],
                          ids=["ready-is-not-promoted", "deadline-does-not-roll-back"])
 def test_pausing_holds_a_rollout_in_flight(r2: DeploymentFacts, started_ago: float) -> None:
@@ -606,9 +617,6 @@ def test_pausing_holds_a_rollout_in_flight(r2: DeploymentFacts, started_ago: flo
     assert replicas(p) == {1: 3, 2: 3}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG rollout.py run(): the `kubectl modeldeploy pause` request (annotation modeldeploy.dev/paused) is "
-    "only read in canary(); without rollout.steps a new revision rolls out and is promoted while paused"))
 def test_pause_request_holds_a_rollout_without_steps() -> None:
     # Given `kubectl modeldeploy pause fraud` and revision 1 serving
     seen = observed(ready(1), revisions=(R1,), annotations={requests.PAUSED: "true"})

@@ -1,12 +1,14 @@
 """Invariants of the serving planner over random histories.
 
 Hypothesis draws a sequence of things that happen to one ModelDeployment (spec
-edits among a few templates, pause/resume, pods becoming Ready, containers
-restarting, time passing). A tiny in-memory world takes each plan as written:
+edits among a few templates, pause/resume, readiness flickers, container
+restarts, time passing) and how each template's pods behave (healthy, slow,
+never Ready, crash-looping). A tiny in-memory world takes each plan as written:
 Deployments get the planned replicas (Ready pods never exceed them), the
-ControllerRevisions are stored and deleted as planned, and the plan's status is
-the next pass's old status. After every event the planner runs once, like a
-reconcile triggered by a watch, and the invariants are checked on every plan.
+ControllerRevisions and other objects are stored and deleted as planned, and
+the plan's status is the next pass's old status. After every happening the
+planner runs once, like a reconcile triggered by a watch, and the invariants
+are checked on every plan.
 """
 
 from __future__ import annotations

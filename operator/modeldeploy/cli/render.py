@@ -56,7 +56,14 @@ def status(md: dict[str, Any], history: list[dict[str, Any]]) -> str:
         return f"revision {n} (model {models.get(n, '?')})" if n is not None else "-"
 
     generation, observed = meta.get("generation"), st.get("observedGeneration")
-    lag = "" if observed == generation else f"  (spec generation {generation}, operator has seen {observed})"
+    if generation is None:
+        lag = ""
+    elif observed is None:
+        lag = f"  (spec generation {generation}, not yet seen by the operator)"
+    elif observed != generation:
+        lag = f"  (spec generation {generation}, operator has seen {observed})"
+    else:
+        lag = ""
     lines = [
         f"{meta['name']} in namespace {meta['namespace']}",
         f"  phase:     {st.get('phase', 'Unknown')}{lag}",

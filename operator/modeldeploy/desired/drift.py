@@ -18,10 +18,10 @@ def _empty(value: Any) -> bool:
     return value is None or value == {} or value == []
 
 
-def _same_scalar(want: Any, have: Any) -> bool:
+def _same_scalar(want: Any, have: Any, quantity: bool) -> bool:
     if want == have:
         return True
-    if isinstance(want, bool) or isinstance(have, bool):
+    if not quantity or isinstance(want, bool) or isinstance(have, bool):
         return False
     # "1" vs 1, "500m" vs "0.5", "1Gi" vs "1073741824": quantities the server normalised.
     try:
@@ -30,18 +30,23 @@ def _same_scalar(want: Any, have: Any) -> bool:
         return False
 
 
-def covers(have: Any, want: Any) -> bool:
+# Maps whose values are resource quantities, which the server rewrites.
+QUANTITY_MAPS = ("limits", "requests")
+
+
+def covers(have: Any, want: Any, quantity: bool = False) -> bool:
     """True when `have` (live) holds every field of `want` (desired) with the same value."""
     if isinstance(want, dict):
         if not isinstance(have, dict):
             return _empty(want) and _empty(have)
-        return all(covers(have.get(k), v) if not _empty(v) else _empty(have.get(k)) or have.get(k) == v
+        return all(covers(have.get(k), v, quantity or k in QUANTITY_MAPS) if not _empty(v)
+                   else _empty(have.get(k)) or have.get(k) == v
                    for k, v in want.items())
     if isinstance(want, list):
         if not isinstance(have, list):
             return _empty(want) and _empty(have)
         return len(want) == len(have) and all(covers(h, w) for h, w in zip(have, want, strict=True))
-    return _same_scalar(want, have)
+    return _same_scalar(want, have, quantity)
 
 
 def needs_apply(desired: dict[str, Any], live: dict[str, Any] | None) -> bool:

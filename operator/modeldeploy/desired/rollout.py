@@ -138,6 +138,8 @@ class _Planner:
         self.router = "gatewayAPI" if routing and routing.gateway_api else (
             "istio" if routing and routing.istio else "replicas")
         self.weight = 0
+        self.clear_started = False
+        self.keep_started = False
         self.index: int | None = None
         self.step_started: datetime | None = None
         self.canary_rev: int | None = None
@@ -236,10 +238,13 @@ class _Planner:
                 self.plan.events.append(Event("Warning", "Aborted",
                                               f"revision {t} (model {target.model_version}) aborted; "
                                               f"revision {stable} serves 100%"))
-        if self.spec.paused and stable is not None and stable != t and self.old.canary_revision != t:
-            return self.finish(stable, None, Phase.PAUSED, "Paused",
-                               f"rollouts are paused: revision {t} (model {target.model_version}) waits; "
-                               f"revision {stable} keeps serving. Set spec.paused to false to continue")
+        # A revision that served well before (a revert in git, or a rollback
+        # request) comes back directly: no canary steps.
+        known_good = target.outcome in (Outcome.SUPERSEDED.value, Outcome.STABLE.value)
+        with_steps = bool(self.spec.rollout.steps) and not known_good and self.override is None
+        held = self.spec.paused or self.requests.paused
+        if held and in_flight and not (with_steps and self.old.canary_revision == t):
+            return self.hold(t, stable)  # canary steps hold themselves, at their current step
         if stable is None or stable == t:
             return self.settle(t, stable)
         if target.outcome in _STOPPED:
@@ -248,12 +253,26 @@ class _Planner:
             return self.finish(stable, None, Phase.DEGRADED, "RolledBack" if verb == "failed" else "Aborted",
                                f"revision {t} (model {target.model_version}) {verb}: {target.reason}; "
                                f"revision {stable} serves. Change the spec to try again")
-        # A revision that served well before (a revert in git, or a rollback
-        # request) comes back directly: no canary steps.
-        known_good = target.outcome in (Outcome.SUPERSEDED.value, Outcome.STABLE.value)
-        if self.spec.rollout.steps and not known_good and not self.override:
+        if with_steps:
             return self.canary(t, stable)
         return self.progress(t, stable)
+
+    def hold(self, t: int, stable: int | None) -> Plan:
+        """Paused (spec.paused or `kubectl modeldeploy pause`): nothing moves; a new revision does not start."""
+        assert stable is not None
+        rec = self.record(t)
+        how = "spec.paused is true" if self.spec.paused else "`kubectl modeldeploy resume` continues"
+        if self.old.canary_revision != t:
+            return self.finish(stable, None, Phase.PAUSED, "Paused",
+                               f"rollouts are paused: revision {t} (model {rec.model_version}) waits; "
+                               f"revision {stable} keeps serving ({how})")
+        # In flight: both keep their pods; the progress deadline starts again on resume.
+        self.replica_counts[t] = self.pods_of(t)
+        self.replica_counts[stable] = self.serving_size(stable)
+        self.clear_started = True
+        return self.finish(stable, t, Phase.PAUSED, "Paused",
+                           f"revision {t} (model {rec.model_version}) held at {self.ready(t)} ready pods; "
+                           f"revision {stable} serves ({how})")
 
     def goal(self, stable: int | None) -> int:
         """The revision to serve: the spec's, unless a rollback request overrides it."""
@@ -295,6 +314,15 @@ class _Planner:
                                f"revision {t} (model {rec.model_version}): {ready}/{size} pods ready")
         if stable is None:
             self.set_outcome(t, Outcome.PROGRESSING)
+            # Nothing to roll back to, but a first revision that cannot start says why.
+            self.started = parse_timestamp(self.old.rollout_started_at) or self.now
+            self.keep_started = True
+            failure = self.failure(t, size, self.started)
+            if failure is not None:
+                return self.finish(None, None, Phase.DEGRADED, "RolloutStuck",
+                                   f"revision {t} (model {rec.model_version}): {failure}; fix the spec")
+            deadline = self.started + timedelta(seconds=self.spec.rollout.progress_deadline_seconds)
+            self.wake.append((deadline - self.now).total_seconds())
             return self.finish(None, None, Phase.PENDING, "Deploying",
                                f"revision {t} (model {rec.model_version}): {ready}/{size} pods ready")
         return self.finish(t, None, Phase.PROGRESSING, "Scaling",
@@ -648,7 +676,8 @@ class _Planner:
             ready_replicas=sum(f.ready_replicas for f in live),
             url=service.url(self.owner),
             model_version=self.record(stable).model_version if stable is not None else None,
-            rollout_started_at=timestamp(self.started) if canary is not None else None,
+            rollout_started_at=(None if self.clear_started else
+                                timestamp(self.started) if canary is not None or self.keep_started else None),
             conditions=conditions(phase, reason, message, self.obs.generation, self.old.conditions, now),
             message=message,
         )
