@@ -100,7 +100,12 @@ def test_a_failing_error_rate_rolls_back_within_one_interval(cluster, namespace,
     got_traffic = time.monotonic()
     st = wait_phase(cluster, namespace, "Degraded", timeout=20)
     elapsed = time.monotonic() - got_traffic
-    print(f"failed analysis -> 100% stable in {elapsed:.1f} s after the canary got traffic (interval 3 s)")
+    # 100% stable: no canary pod is left behind the Service.
+    wait_for(lambda: deployments(cluster, namespace)[f"{MD}-r2"]["status"].get("replicas", 0), timeout=10,
+             until=lambda n: n == 0, message="canary pods gone")
+    drained = time.monotonic() - got_traffic
+    print(f"canary got traffic -> rolled back (status Degraded) in {elapsed:.1f} s, "
+          f"-> no canary pod left in {drained:.1f} s (analysis interval 3 s)")
     assert elapsed < 3 + 5
     assert st["analysis"]["measurements"][0]["value"] == pytest.approx(0.2)
     assert "error-rate=0.2" in st["message"]
