@@ -8,12 +8,15 @@ import logging
 import os
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modeldeploy import __version__
 from modeldeploy.api import names
 from modeldeploy.cli import render
 from modeldeploy.k8s.client import Kube
+
+if TYPE_CHECKING:
+    from modeldeploy.handlers.peering import Peering
 
 
 class CliError(Exception):
@@ -150,14 +153,42 @@ def cmd_run(args: argparse.Namespace) -> int:
         os.environ["KUBECONFIG"] = args.kubeconfig  # kopf's own login reads it
     if not args.namespace and not args.all_namespaces:
         raise CliError("say which namespaces to watch: --namespace NS (repeatable) or --all-namespaces")
+    if args.priority is not None and not args.peering:
+        raise CliError("--priority only means something with --peering NAME (several replicas)")
     kube = _kube(args)
     settings = Settings(storage_initializer_image=args.storage_initializer_image)
+    peering = _peering(args, kube)
     if args.metrics_port:
         prometheus_client.start_http_server(args.metrics_port)
     liveness = f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None
-    kopf.run(standalone=True, clusterwide=args.all_namespaces, namespaces=args.namespace or [],
-             memo=handlers.make_memo(kube, settings), liveness_endpoint=liveness)
+    memo = handlers.make_memo(kube, settings, peering)
+    if peering is None:  # one replica: no peering at all
+        kopf.run(standalone=True, clusterwide=args.all_namespaces, namespaces=args.namespace or [],
+                 memo=memo, liveness_endpoint=liveness)
+    else:
+        kopf.run(standalone=False, peering_name=peering.name, priority=peering.priority,
+                 identity=peering.identity,  # type: ignore[arg-type]  # kopf's Identity: an unexported NewType(str)
+                 clusterwide=args.all_namespaces,
+                 namespaces=args.namespace or [], memo=memo, liveness_endpoint=liveness)
     return 0
+
+
+def _peering(args: argparse.Namespace, kube: Kube) -> Peering | None:
+    """With --peering: the peering objects made, and this replica's priority chosen (see handlers.peering)."""
+    if not args.peering:
+        return None
+    from kubernetes.client.rest import ApiException
+
+    from modeldeploy.handlers import peering
+    from modeldeploy.k8s.peering import PeeringError
+
+    try:
+        return peering.prepare(kube, args.peering, [] if args.all_namespaces else args.namespace, args.priority)
+    except PeeringError as exc:
+        raise CliError(str(exc)) from exc
+    except ApiException as exc:
+        raise CliError(f"cannot set up peering {args.peering!r}: the API server answered "
+                       f"{exc.status} {exc.reason}") from exc
 
 
 def _setup_logging(verbose: bool, fmt: str) -> None:
@@ -187,6 +218,14 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--health-port", type=int, default=8081, help="liveness endpoint port (0: off)")
     run.add_argument("--verbose", "-v", action="store_true", help="debug logging")
     run.add_argument("--log-format", choices=["text", "json"], default="text")
+    run.add_argument("--peering", metavar="NAME", default=None,
+                     help="run as one of several replicas (high availability): replicas with the same NAME "
+                          "see each other through kopf's peering objects and only the live one with the "
+                          "highest priority acts (needs crds/kopf-peering.yaml); default: standalone")
+    run.add_argument("--priority", type=int, default=None,
+                     help="this replica's peering priority (the highest live one acts); default: drawn at "
+                          "random from 1..2**31-1, so replicas practically never tie (replicas of equal "
+                          "priority all pause: never give two replicas the same value)")
     run.add_argument("--storage-initializer-image", default=os.environ.get(
         "MODELDEPLOY_STORAGE_INITIALIZER_IMAGE", "docker.io/kserve/storage-initializer:v0.14.1"),
         help="image of the init container that fetches model.uri")

@@ -17,7 +17,8 @@ def conditions(phase: Phase, reason: str, message: str, generation: int,
         ConditionType.PROGRESSING: phase in (Phase.PENDING, Phase.PROGRESSING),
         ConditionType.DEGRADED: phase == Phase.DEGRADED,
         ConditionType.RECONCILING: phase in (Phase.PENDING, Phase.PROGRESSING),
-        ConditionType.STALLED: phase == Phase.FAILED,
+        # Stuck with nothing the operator can do by itself: kstatus reads it as Failed.
+        ConditionType.STALLED: phase == Phase.FAILED or reason == "RolloutStuck",
     }
     before = {c.type: c for c in previous}
     out = []

@@ -18,6 +18,10 @@ class Outcome(StrEnum):
     ABORTED = "Aborted"  # stopped by hand
 
 
+# Outcomes that keep a revision down until the spec asks for another one.
+STOPPED = (Outcome.FAILED.value, Outcome.ABORTED.value)
+
+
 def revision_name(md: str, template_hash: str) -> str:
     """ControllerRevision name: one per distinct serving template."""
     return f"{md}-{template_hash}"

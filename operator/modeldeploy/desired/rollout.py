@@ -11,105 +11,30 @@ the serving template changes again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
 from modeldeploy.api import names
-from modeldeploy.api.spec import ModelDeploymentSpec, ModelSource, PodTemplate, Runtime, parse_duration
-from modeldeploy.api.status import AnalysisStatus, ModelDeploymentStatus, Phase, RollbackOverride, Verdict
-from modeldeploy.desired import requests, scaling, service, weights, workload
+from modeldeploy.api.spec import ModelDeploymentSpec, ModelSource, PodTemplate, Runtime
+from modeldeploy.api.status import AnalysisStatus, ModelDeploymentStatus, Phase, RollbackOverride
+from modeldeploy.desired import requests, scaling, service, workload
+from modeldeploy.desired.actions import Event, Plan, Ref, Traffic
+from modeldeploy.desired.analysis import analysis_due
+from modeldeploy.desired.canary import CanarySteps
+from modeldeploy.desired.clock import parse_timestamp, timestamp
 from modeldeploy.desired.conditions import conditions
 from modeldeploy.desired.facts import DeploymentFacts, Observed, RevisionRecord
-from modeldeploy.desired.history import Outcome, controller_revision, revision_name
-from modeldeploy.desired.judge import run_verdict
+from modeldeploy.desired.history import STOPPED, Outcome, controller_revision, revision_name
 from modeldeploy.desired.revision import template_hash
-from modeldeploy.desired.runtime import UnknownPreset, resolve
 from modeldeploy.desired.settings import Settings
+from modeldeploy.desired.validity import failed, format_validation_error, ready_reason, unhonourable
 from modeldeploy.desired.workload import Owner
 
-
-@dataclass(frozen=True)
-class Event:
-    type: str  # Normal | Warning
-    reason: str
-    message: str
-
-
-@dataclass(frozen=True)
-class Ref:
-    """An object to delete."""
-
-    api_version: str
-    kind: str
-    name: str
-
-
-@dataclass(frozen=True)
-class Traffic:
-    """Weights a mesh router should carry: `router` names it, `config` is its spec block."""
-
-    router: str
-    config: dict[str, Any]
-    stable_service: str
-    canary_service: str
-    canary_weight: int
-
-
-@dataclass
-class Plan:
-    apply: list[dict[str, Any]] = field(default_factory=list)
-    delete: list[Ref] = field(default_factory=list)
-    status: ModelDeploymentStatus = field(default_factory=ModelDeploymentStatus)
-    events: list[Event] = field(default_factory=list)
-    requeue_after: float | None = None
-    traffic: Traffic | None = None
-
-
-def timestamp(t: datetime) -> str:
-    """RFC 3339 in UTC, second precision, as Kubernetes writes it."""
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_timestamp(text: str | None) -> datetime | None:
-    """The inverse of timestamp(); None for missing or malformed text."""
-    if not text:
-        return None
-    try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    except ValueError:
-        return None
-
-
-def format_validation_error(err: ValidationError) -> str:
-    """One line per problem: where (spec.a.b) and what."""
-    parts = []
-    for e in err.errors():
-        loc = ".".join(str(p) for p in ("spec", *e["loc"]))
-        parts.append(f"{loc}: {e['msg']}")
-    return "; ".join(parts)
-
-
-def unhonourable(spec: ModelDeploymentSpec, obs: Observed) -> tuple[str, str] | None:
-    """(reason, message) when the spec passes the schema but cannot be served as written."""
-    try:
-        resolve(spec.runtime)
-    except UnknownPreset as exc:
-        return "UnknownRuntimePreset", str(exc)
-    secret = spec.model.credentials_secret
-    if secret and secret in obs.missing_secrets:
-        return ("CredentialsSecretNotFound",
-                f"spec.model.credentialsSecret: Secret {secret!r} does not exist in namespace "
-                f"{obs.namespace!r}; create it (kubectl create secret generic {secret} ...) or fix the name")
-    if spec.model.uri.startswith("pvc://"):
-        claim, _ = workload.split_pvc_uri(spec.model.uri)
-        if claim in obs.missing_claims:
-            return ("ModelClaimNotFound",
-                    f"spec.model.uri: PersistentVolumeClaim {claim!r} does not exist in namespace "
-                    f"{obs.namespace!r}; create it or fix the uri")
-    return None
+# The planner's vocabulary, for the reconciler and the tests.
+__all__ = ["Event", "Plan", "Ref", "Traffic", "analysis_due", "failed", "parse_timestamp", "plan", "timestamp"]
 
 
 class _Planner:
@@ -160,7 +85,7 @@ class _Planner:
             rec = self.record(number)
             if number == goal:
                 continue
-            if rec.outcome in _STOPPED and not rec.released:
+            if rec.outcome in STOPPED and not rec.released:
                 self.set_outcome(number, Outcome(rec.outcome), rec.reason, released=True)
             elif rec.outcome == Outcome.PROGRESSING.value:
                 self.set_outcome(number, Outcome.ABORTED, "the spec moved on before it was ready", released=True)
@@ -224,12 +149,12 @@ class _Planner:
         goal = self.goal(stable)
         self.release_others(goal)
         target = self.record(goal)
-        if target.outcome in _STOPPED and target.released:
+        if target.outcome in STOPPED and target.released:
             # Asked for again after the spec moved away: a new attempt.
             self.set_outcome(goal, Outcome.PROGRESSING)
             target = self.record(goal)
         t = target.number
-        in_flight = stable is not None and stable != t and target.outcome not in _STOPPED
+        in_flight = stable is not None and stable != t and target.outcome not in STOPPED
         if self.requests.abort:
             self.handled[requests.ABORT] = self.requests.abort
             if in_flight:
@@ -247,14 +172,14 @@ class _Planner:
             return self.hold(t, stable)  # canary steps hold themselves, at their current step
         if stable is None or stable == t:
             return self.settle(t, stable)
-        if target.outcome in _STOPPED:
+        if target.outcome in STOPPED:
             self.replica_counts[t] = 0
             verb = "was aborted" if target.outcome == Outcome.ABORTED.value else "failed"
             return self.finish(stable, None, Phase.DEGRADED, "RolledBack" if verb == "failed" else "Aborted",
                                f"revision {t} (model {target.model_version}) {verb}: {target.reason}; "
                                f"revision {stable} serves. Change the spec to try again")
         if with_steps:
-            return self.canary(t, stable)
+            return CanarySteps(self).run(t, stable)
         return self.progress(t, stable)
 
     def hold(self, t: int, stable: int | None) -> Plan:
@@ -295,7 +220,7 @@ class _Planner:
                                               f"see `kubectl modeldeploy history {self.obs.name}`"))
         if self.override is not None:
             number = self.override.revision
-            if self.record(number).outcome in _STOPPED:
+            if self.record(number).outcome in STOPPED:
                 # Asking for it back by hand is the "spec change" that lifts a failure.
                 self.set_outcome(number, Outcome.SUPERSEDED)
             return number
@@ -383,155 +308,6 @@ class _Planner:
         return self.finish(stable, None, Phase.DEGRADED, "RolledBack",
                            f"revision {t} (model {rec.model_version}) failed: {failure}; "
                            f"revision {stable} serves. Change the spec to try again")
-
-    # -- canary steps ------------------------------------------------------------
-    def canary(self, t: int, stable: int) -> Plan:
-        """setWeight / pause / analysis steps, then promotion."""
-        steps = self.spec.rollout.steps or []
-        old = self.old
-        fresh = old.canary_revision != t
-        self.started = (None if fresh else parse_timestamp(old.rollout_started_at)) or self.now
-        step_started = (None if fresh else parse_timestamp(old.step_started_at)) or self.now
-        index = 0 if fresh or old.current_step_index is None else old.current_step_index
-        self.weight = 0 if fresh or old.canary_weight is None else old.canary_weight
-        self.analysis = self.record_analysis(t, fresh)
-        total = self.serving_size(stable)
-        rec = self.record(t)
-        held = self.requests.paused or self.spec.paused
-
-        if self.requests.promote_full:
-            self.handled[requests.PROMOTE_FULL] = self.requests.promote_full
-            index, step_started = len(steps), self.now
-        if self.requests.promote:
-            self.handled[requests.PROMOTE] = self.requests.promote
-            if index < len(steps):
-                index, step_started = index + 1, self.now
-
-        failure = self.canary_failure(t, index, steps, step_started)
-        if failure is not None:
-            return self.roll_back(t, stable, failure)
-
-        waiting = ""
-        while not held and index < len(steps):
-            step = steps[index]
-            if step.set_weight is not None:
-                self.weight = step.set_weight
-                if not self.weight_reached(t, total):
-                    waiting = f"waiting for {self.split(t, total)[1]} canary pods and the traffic split"
-                    self.wake.append(1.0)
-                    break
-            elif step.pause is not None:
-                if step.pause.duration is None:
-                    waiting = f"paused until `kubectl modeldeploy promote {self.obs.name}`"
-                    break
-                ends = step_started + timedelta(seconds=parse_duration(step.pause.duration))
-                if self.now < ends:
-                    waiting = f"pause {step.pause.duration}"
-                    self.wake.append((ends - self.now).total_seconds())
-                    break
-            elif step.analysis is not None and not self.analysis_passed(step_started):
-                waiting = "waiting for an analysis run to pass"
-                break
-            index, step_started = index + 1, self.now
-
-        if index >= len(steps) and not held:
-            # Every step passed: the canary takes all of the traffic, then becomes stable.
-            self.weight = 100
-            f = self.facts(t)
-            if f is not None and f.replicas >= total and self.ready(t) >= total and self.weight_reached(t, total):
-                self.replica_counts[stable] = self.pods_of(stable)
-                return self.promote(t, stable, total)
-            waiting = f"promoting: {self.ready(t)}/{total} pods ready"
-            self.wake.append(1.0)
-
-        self.index, self.step_started = index, step_started
-        stable_pods, canary_pods = self.split(t, total)
-        if index >= len(steps) and not held:
-            # Stable keeps what it has until promotion; the scale-down delay then applies.
-            stable_pods = max(stable_pods, self.pods_of(stable))
-        self.replica_counts[t], self.replica_counts[stable] = canary_pods, stable_pods
-        self.canary_rev = t
-        self.wake.append(self.next_analysis_in())
-        deadline = step_started + timedelta(seconds=self.spec.rollout.progress_deadline_seconds)
-        self.wake.append((deadline - self.now).total_seconds())
-        progress = f"revision {t} (model {rec.model_version}) at {self.weight}%"
-        if self.analysis and self.analysis.runs:
-            progress += f": analysis {self.analysis.passed}/{self.analysis.runs} passed"
-        if held:
-            return self.finish(stable, t, Phase.PAUSED, "Paused",
-                               f"{progress}; held by a pause request (`kubectl modeldeploy resume "
-                               f"{self.obs.name}` continues)")
-        step_text = f"step {min(index, len(steps)) + 1}/{len(steps)}" if index < len(steps) else "final"
-        phase = Phase.PAUSED if waiting.startswith("paused until") else Phase.PROGRESSING
-        return self.finish(stable, t, phase, "Paused" if phase == Phase.PAUSED else "Canary",
-                           f"{progress} ({step_text}{': ' + waiting if waiting else ''})")
-
-    def split(self, t: int, total: int) -> tuple[int, int]:
-        """(stable, canary) pods for the current weight, per traffic router."""
-        if self.router == "replicas":
-            return weights.replicas_split(total, self.weight, self.ready(t))
-        return weights.mesh_split(total, self.weight)
-
-    def weight_reached(self, t: int, total: int) -> bool:
-        """The canary has its pods Ready and the router reports the weight."""
-        _, canary = self.split(t, total)
-        f = self.facts(t)
-        pods_ok = f is not None and f.replicas >= canary and self.ready(t) >= canary
-        if self.router == "replicas":
-            return pods_ok
-        return pods_ok and self.obs.router_weight == self.weight
-
-    def canary_failure(self, t: int, index: int, steps: list[Any], step_started: datetime) -> str | None:
-        """Pod health, analysis and deadlines, with numbers; None while the canary may still pass."""
-        f = self.facts(t)
-        limit = self.settings.crash_restart_limit
-        if f is not None and f.max_restarts >= limit:
-            return f"pod {f.crashing_pod} restarted {f.max_restarts} times (limit {limit}): crash-looping"
-        a = self.analysis
-        failure_limit = self.spec.rollout.analysis.failure_limit if self.spec.rollout.analysis else 0
-        if a is not None and a.failed > failure_limit:
-            worst = "; ".join(f"{m.metric}={_num(m.value)} ({m.message})" for m in a.measurements
-                              if m.verdict == Verdict.FAIL)
-            return (f"analysis failed {a.failed} of {a.runs} runs (failureLimit {failure_limit}): "
-                    f"{worst or 'see status.analysis'}")
-        waits_on_something = index >= len(steps) or steps[index].pause is None
-        elapsed = (self.now - step_started).total_seconds()
-        deadline = self.spec.rollout.progress_deadline_seconds
-        if waits_on_something and elapsed >= deadline:
-            return (f"step {index + 1} made no progress in {int(elapsed)}s (progressDeadlineSeconds {deadline}): "
-                    f"{self.ready(t)} canary pods ready")
-        return None
-
-    def record_analysis(self, t: int, fresh: bool) -> AnalysisStatus | None:
-        """Fold this reconcile's measurements (if any) into the running analysis."""
-        old = self.old.analysis
-        a = old if (old is not None and old.revision == t and not fresh) else AnalysisStatus(revision=t)
-        run = self.obs.measurements
-        if run is None:
-            return a
-        verdict = run_verdict(list(run))
-        return a.model_copy(update={
-            "runs": a.runs + 1,
-            "passed": a.passed + (verdict == Verdict.PASS),
-            "failed": a.failed + (verdict == Verdict.FAIL),
-            "inconclusive": a.inconclusive + (verdict == Verdict.INCONCLUSIVE),
-            "last_run_at": timestamp(self.now),
-            "last_verdict": verdict,
-            "measurements": list(run),
-        })
-
-    def analysis_passed(self, step_started: datetime) -> bool:
-        """An analysis step passes on a passing run taken after it began (or at once with no metrics)."""
-        if not (self.spec.rollout.analysis and self.spec.rollout.analysis.metrics):
-            return True
-        a = self.analysis
-        last = parse_timestamp(a.last_run_at) if a else None
-        return bool(a and last and last >= step_started.replace(microsecond=0) and a.last_verdict == Verdict.PASS)
-
-    def next_analysis_in(self) -> float:
-        """Seconds until the next analysis run is due (0 when none is configured)."""
-        due = analysis_due_at(self.spec, self.analysis, self.started)
-        return (due - self.now).total_seconds() if due else 0.0
 
     def failure(self, t: int, size: int, started: datetime) -> str | None:
         """Why a rolling-out revision has failed, with numbers; None while it may still succeed."""
@@ -656,7 +432,7 @@ class _Planner:
                keep: set[int]) -> ModelDeploymentStatus:
         live = [self.obs.deployments[n] for n in keep if n in self.obs.deployments]
         now = timestamp(self.now)
-        transition = phase != self.old.phase or reason != _reason(self.old)
+        transition = phase != self.old.phase or reason != ready_reason(self.old)
         if transition and not any(e.reason == reason for e in self.plan.events):
             kind = "Warning" if phase in (Phase.DEGRADED, Phase.FAILED) else "Normal"
             self.plan.events.append(Event(kind, reason, message))
@@ -681,62 +457,6 @@ class _Planner:
             conditions=conditions(phase, reason, message, self.obs.generation, self.old.conditions, now),
             message=message,
         )
-
-
-_STOPPED = (Outcome.FAILED.value, Outcome.ABORTED.value)
-
-
-def _num(value: float | None) -> str:
-    return "none" if value is None else f"{value:g}"
-
-
-def analysis_due_at(spec: ModelDeploymentSpec, analysis: AnalysisStatus | None,
-                    started: datetime) -> datetime | None:
-    """When the next analysis run of a canary is due; None when no metrics are configured."""
-    block = spec.rollout.analysis
-    if not block or not block.metrics:
-        return None
-    last = parse_timestamp(analysis.last_run_at) if analysis else None
-    return (last or started) + timedelta(seconds=parse_duration(block.interval))
-
-
-def analysis_due(raw_spec: dict[str, Any], status: ModelDeploymentStatus, now: datetime) -> bool:
-    """Should this reconcile take an analysis run? Only while a canary with steps has traffic."""
-    try:
-        spec = ModelDeploymentSpec.model_validate(raw_spec)
-    except ValidationError:
-        return False
-    if not spec.rollout.steps or status.canary_revision is None or not status.canary_weight:
-        return False
-    started = parse_timestamp(status.rollout_started_at) or now
-    analysis = status.analysis if status.analysis and status.analysis.revision == status.canary_revision else None
-    due = analysis_due_at(spec, analysis, started)
-    return due is not None and now >= due
-
-
-def _reason(status: ModelDeploymentStatus) -> str | None:
-    for c in status.conditions:
-        if c.type == "Ready":
-            return c.reason
-    return None
-
-
-def failed(status: ModelDeploymentStatus, obs: Observed, reason: str, message: str) -> Plan:
-    """A spec that cannot be honoured: say so, touch no serving object."""
-    serving = status.stable_revision
-    if serving is not None:
-        message = f"{message}. Revision {serving} (model {status.model_version}) keeps serving"
-    plan = Plan()
-    plan.status = status.model_copy(update={
-        "observed_generation": obs.generation,
-        "phase": Phase.FAILED,
-        "message": message,
-        "conditions": conditions(Phase.FAILED, reason, message, obs.generation, status.conditions,
-                                 timestamp(obs.now)),
-    })
-    if status.phase != Phase.FAILED or _reason(status) != reason or status.message != message:
-        plan.events.append(Event("Warning", reason, message))
-    return plan
 
 
 def plan(raw_spec: dict[str, Any], status: ModelDeploymentStatus, obs: Observed, settings: Settings) -> Plan:

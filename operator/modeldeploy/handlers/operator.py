@@ -13,6 +13,7 @@ from modeldeploy.api import names
 from modeldeploy.api.status import Phase
 from modeldeploy.desired.settings import Settings
 from modeldeploy.handlers import metrics
+from modeldeploy.handlers.peering import LIFETIME, Peering
 from modeldeploy.handlers.queue import Coalescer, Key
 from modeldeploy.k8s.client import Kube
 from modeldeploy.reconcile.core import Result, reconcile
@@ -25,9 +26,13 @@ CHILDREN = [("apps", "v1", "deployments"), ("", "v1", "services"), ("", "v1", "p
             ("apps", "v1", "controllerrevisions")]
 
 
-def make_memo(kube: Kube, settings: Settings) -> kopf.Memo:
-    """What every handler needs: the API client and the per-object queue."""
-    memo = kopf.Memo(kube=kube, settings=settings)
+def make_memo(kube: Kube, settings: Settings, peering: Peering | None = None) -> kopf.Memo:
+    """What every handler needs: the API client and the per-object queue.
+
+    With peering (several replicas), the queue asks it before every reconcile, so a
+    standby replica's own timers cannot act either (kopf pauses only its watches).
+    """
+    memo = kopf.Memo(kube=kube, settings=settings, peering=peering)
 
     async def run(namespace: str, name: str) -> Result:
         before = kube.writes
@@ -48,7 +53,7 @@ def make_memo(kube: Kube, settings: Settings) -> kopf.Memo:
         for phase in Phase:
             metrics.PHASE.labels(key[0], key[1], phase.value).set(1 if phase.value == result.phase else 0)
 
-    memo.queue = Coalescer(run, observe)
+    memo.queue = Coalescer(run, observe, gate=peering.hold if peering is not None else None)
     return memo
 
 
@@ -60,6 +65,11 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.enabled = False  # the reconciler writes its own, meaningful Events
     settings.watching.server_timeout = 270
     settings.networking.error_backoffs = [1, 2, 5, 10]
+    # Peering (only with `run --peering`; kopf.run sets its name, priority and scope): a short
+    # keep-alive lifetime, so a standby takes over within LIFETIME seconds of the active replica's
+    # death, and no log line for every keep-alive (pauses and resumes are still logged).
+    settings.peering.lifetime = LIFETIME
+    settings.peering.stealth = True
 
 
 @kopf.on.login()

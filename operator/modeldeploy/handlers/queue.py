@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from modeldeploy.reconcile.core import Result
 
@@ -18,11 +19,25 @@ Key = tuple[str, str]
 RETRY_SECONDS = (1, 2, 5, 10, 30)
 
 
+@dataclass(frozen=True)
+class Hold:
+    """A gate's answer that this process must not reconcile now (e.g. another replica is active)."""
+
+    reason: str
+    retry_after: float | None = None  # None: drop the trigger and its timers; a new event brings it back
+
+
+# Asked before every reconcile, with the object's namespace: None lets it run.
+Gate = Callable[[str], Awaitable[Hold | None]]
+
+
 class Coalescer:
     def __init__(self, run: Callable[[str, str], Awaitable[Result]],
-                 observe: Callable[[Key, Result | None, BaseException | None], None] | None = None) -> None:
+                 observe: Callable[[Key, Result | None, BaseException | None], None] | None = None,
+                 gate: Gate | None = None) -> None:
         self._run = run
         self._observe = observe
+        self._gate = gate
         self._locks: dict[Key, asyncio.Lock] = {}
         self._pending: set[Key] = set()
         self._timers: dict[Key, asyncio.TimerHandle] = {}
@@ -38,6 +53,12 @@ class Coalescer:
         async with lock:
             self._pending.discard(key)
             try:
+                hold = await self._gate(namespace) if self._gate is not None else None
+                if hold is not None:
+                    # Timers are dropped too: a standby replica must not act on its own clock.
+                    log.debug("not reconciling %s/%s: %s", namespace, name, hold.reason)
+                    self._schedule(key, hold.retry_after)
+                    return
                 result = await self._run(namespace, name)
             except Exception as exc:  # the operator must outlive any one object
                 n = self._failures.get(key, 0)

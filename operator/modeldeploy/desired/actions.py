@@ -1,0 +1,45 @@
+"""What a plan asks the reconciler to do: apply, delete, set weights, write status, emit events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from modeldeploy.api.status import ModelDeploymentStatus
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Ref:
+    """An object to delete."""
+
+    api_version: str
+    kind: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """Weights a mesh router should carry: `router` names it, `config` is its spec block."""
+
+    router: str
+    config: dict[str, Any]
+    stable_service: str
+    canary_service: str
+    canary_weight: int
+
+
+@dataclass
+class Plan:
+    apply: list[dict[str, Any]] = field(default_factory=list)
+    delete: list[Ref] = field(default_factory=list)
+    status: ModelDeploymentStatus = field(default_factory=ModelDeploymentStatus)
+    events: list[Event] = field(default_factory=list)
+    requeue_after: float | None = None
+    traffic: Traffic | None = None

@@ -1,0 +1,68 @@
+"""Specs the operator cannot honour: where, what, and how to fix it, touching nothing that serves."""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+from modeldeploy.api.spec import ModelDeploymentSpec
+from modeldeploy.api.status import ModelDeploymentStatus, Phase
+from modeldeploy.desired import workload
+from modeldeploy.desired.actions import Event, Plan
+from modeldeploy.desired.clock import timestamp
+from modeldeploy.desired.conditions import conditions
+from modeldeploy.desired.facts import Observed
+from modeldeploy.desired.runtime import UnknownPreset, resolve
+
+
+def format_validation_error(err: ValidationError) -> str:
+    """One line per problem: where (spec.a.b) and what."""
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in ("spec", *e["loc"]))
+        parts.append(f"{loc}: {e['msg']}")
+    return "; ".join(parts)
+
+
+def unhonourable(spec: ModelDeploymentSpec, obs: Observed) -> tuple[str, str] | None:
+    """(reason, message) when the spec passes the schema but cannot be served as written."""
+    try:
+        resolve(spec.runtime)
+    except UnknownPreset as exc:
+        return "UnknownRuntimePreset", str(exc)
+    secret = spec.model.credentials_secret
+    if secret and secret in obs.missing_secrets:
+        return ("CredentialsSecretNotFound",
+                f"spec.model.credentialsSecret: Secret {secret!r} does not exist in namespace "
+                f"{obs.namespace!r}; create it (kubectl create secret generic {secret} ...) or fix the name")
+    if spec.model.uri.startswith("pvc://"):
+        claim, _ = workload.split_pvc_uri(spec.model.uri)
+        if claim in obs.missing_claims:
+            return ("ModelClaimNotFound",
+                    f"spec.model.uri: PersistentVolumeClaim {claim!r} does not exist in namespace "
+                    f"{obs.namespace!r}; create it or fix the uri")
+    return None
+
+
+def ready_reason(status: ModelDeploymentStatus) -> str | None:
+    for c in status.conditions:
+        if c.type == "Ready":
+            return c.reason
+    return None
+
+
+def failed(status: ModelDeploymentStatus, obs: Observed, reason: str, message: str) -> Plan:
+    """A spec that cannot be honoured: say so, touch no serving object."""
+    serving = status.stable_revision
+    if serving is not None:
+        message = f"{message}. Revision {serving} (model {status.model_version}) keeps serving"
+    plan = Plan()
+    plan.status = status.model_copy(update={
+        "observed_generation": obs.generation,
+        "phase": Phase.FAILED,
+        "message": message,
+        "conditions": conditions(Phase.FAILED, reason, message, obs.generation, status.conditions,
+                                 timestamp(obs.now)),
+    })
+    if status.phase != Phase.FAILED or ready_reason(status) != reason or status.message != message:
+        plan.events.append(Event("Warning", reason, message))
+    return plan
