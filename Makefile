@@ -5,8 +5,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CRD := crds/modeldeploy.dev_modeldeployments.yaml
 export KUBECONFIG := $(CURDIR)/.cluster/kubeconfig
+CHART := helm/modeldeploy
+# kubectl and helm, built with the local control plane (`make cluster` or `localcluster.py build`).
+KUBECTL := .cluster/bin/kubectl
+HELM := .cluster/bin/helm
 
-.PHONY: demo test unit e2e cluster cluster-down crds crds-check lint venv clean test-deps
+.PHONY: demo test unit e2e cluster cluster-down crds crds-check lint venv clean test-deps \
+	helm-crds helm-check manifests-check
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -32,10 +37,37 @@ cluster-down:
 
 crds: venv
 	$(PY) -m modeldeploy.api.crd > $(CRD)
+	@$(MAKE) --no-print-directory helm-crds
 
+# Also: the chart's copies equal crds/, and crds/Kustomization (what manifests/ installs) lists every CRD.
 crds-check: venv
 	@$(PY) -m modeldeploy.api.crd | diff -u $(CRD) - \
 	  || { echo "error: $(CRD) is stale; run 'make crds' and commit it" >&2; exit 1; }
+	@diff -r --exclude=Kustomization crds $(CHART)/crds \
+	  || { echo "error: $(CHART)/crds differs from crds/; run 'make helm-crds' and commit it" >&2; exit 1; }
+	@diff <(cd crds && ls *.yaml | sort) <(sed -n 's/^  - //p' crds/Kustomization | sort) \
+	  || { echo "error: crds/Kustomization must list exactly the crds/*.yaml files" >&2; exit 1; }
+
+# Helm reads only files inside the chart, so the chart carries copies of crds/*.yaml.
+helm-crds:
+	@mkdir -p $(CHART)/crds
+	@rm -f $(CHART)/crds/*.yaml
+	cp crds/*.yaml $(CHART)/crds/
+
+$(KUBECTL) $(HELM):
+	@$(PYTHON) tests/cluster/localcluster.py build >/dev/null
+
+# The chart lints with its defaults and with every optional part on.
+# (tests/e2e/test_install.py installs it and checks what it renders against the API server.)
+helm-check: $(HELM)
+	$(HELM) lint --strict $(CHART)
+	$(HELM) lint --strict $(CHART) --set 'watchedNamespaces={team-a,team-b}' --set replicas=2 \
+	  --set serviceMonitor.enabled=true --set logLevel=debug
+
+# Both kustomizations build (tests/e2e/test_install.py applies them).
+manifests-check: $(KUBECTL)
+	$(KUBECTL) kustomize manifests >/dev/null
+	$(KUBECTL) kustomize manifests/overlays/namespaced >/dev/null
 
 lint: venv
 	$(VENV)/bin/ruff check operator tests examples
@@ -49,7 +81,7 @@ e2e: venv test-deps cluster
 	$(PY) -m pytest tests/e2e -q
 
 # Everything CI runs: checks, unit tests, end-to-end tests on the local control plane.
-test: venv test-deps crds-check lint cluster
+test: venv test-deps crds-check helm-check manifests-check lint cluster
 	$(PY) -m pytest -q
 
 demo: venv cluster

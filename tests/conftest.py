@@ -22,7 +22,7 @@ import pytest
 from helpers import wait_for
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator, Sequence
 
     from kubernetes.client import ApiClient
 
@@ -150,10 +150,15 @@ def _free_port() -> int:
 class OperatorProcess:
     """`modeldeploy run` as a real process watching one namespace."""
 
-    def __init__(self, cluster: Cluster, namespace: str) -> None:
+    def __init__(self, cluster: Cluster, namespace: str, extra_args: Sequence[str] = (), tag: str = "",
+                 kubeconfig: Path | None = None) -> None:
+        """`extra_args` go after `run ...` (e.g. --peering); `tag` tells several operators' logs apart;
+        `kubeconfig` runs it with other credentials than the cluster admin's (e.g. a ServiceAccount's)."""
         self.cluster = cluster
         self.namespace = namespace
-        self.log_path = ROOT / ".cluster" / "logs" / f"operator-{namespace}.log"
+        self.kubeconfig = kubeconfig or cluster.kubeconfig
+        self.extra_args = list(extra_args)
+        self.log_path = ROOT / ".cluster" / "logs" / f"operator-{namespace}{'-' + tag if tag else ''}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.metrics_port = 0
         self.health_port = 0
@@ -165,9 +170,9 @@ class OperatorProcess:
         self.metrics_port, self.health_port = _free_port(), _free_port()
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "modeldeploy.cli.main", "--kubeconfig", str(self.cluster.kubeconfig),
+            [sys.executable, "-m", "modeldeploy.cli.main", "--kubeconfig", str(self.kubeconfig),
              "run", "--namespace", self.namespace, "--metrics-port", str(self.metrics_port),
-             "--health-port", str(self.health_port), "--verbose"],
+             "--health-port", str(self.health_port), "--verbose", *self.extra_args],
             stdout=log, stderr=subprocess.STDOUT)
 
         def healthy() -> bool:
@@ -322,3 +327,35 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]
         yield prom
     finally:
         prom.stop()
+
+
+PEERING_CRD_FILE = ROOT / "crds" / "kopf-peering.yaml"
+
+
+@pytest.fixture(scope="session")
+def peering_crds(cluster: Cluster) -> None:
+    """kopf's peering CRDs (KopfPeering, ClusterKopfPeering), for operators run with --peering."""
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(PEERING_CRD_FILE))
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=30s",
+                    "crd/kopfpeerings.kopf.dev", "crd/clusterkopfpeerings.kopf.dev")
+
+
+@pytest.fixture
+def start_operator(cluster: Cluster, crd: None, namespace: str) -> Iterator[Callable[..., OperatorProcess]]:
+    """Start any number of operators for this test's namespace: `start_operator("--peering", "ha", tag="a")`.
+
+    Each one is started (live) before it is returned, and stopped after the test.
+    """
+    started: list[OperatorProcess] = []
+
+    def start(*extra_args: str, tag: str = "") -> OperatorProcess:
+        op = OperatorProcess(cluster, namespace, extra_args, tag=tag or str(len(started)))
+        started.append(op)
+        op.start()
+        return op
+
+    try:
+        yield start
+    finally:
+        for op in started:
+            op.stop()

@@ -55,10 +55,12 @@ NOTES: dict[str, str] = {
     "spec.autoscaling.targetCPUUtilizationPercentage": "Average CPU utilization the autoscaler aims for",
     "spec.rollout": "How a new revision rolls out. Changing it does not start a revision",
     "spec.rollout.steps": "Canary steps, in order; absent or empty: the new revision starts beside the stable one "
-                          "at full size and takes over when all its pods are Ready (docs/rollouts.md)",
+                          "at full size and takes over when all its pods are Ready (see rollouts.md)",
     "spec.rollout.steps[].setWeight": "Send this percentage of traffic to the canary, and wait until the canary "
                                       "pods are Ready and the router carries the weight",
     "spec.rollout.steps[].pause": "Wait: for `duration`, or without one until `kubectl modeldeploy promote`",
+    "spec.rollout.steps[].analysis": "Wait for an analysis run that passes, taken after this step began; "
+                                     "passes at once when analysis has no metrics",
     "spec.rollout.trafficRouting": "How traffic is split between stable and canary; absent means replicas",
     "spec.rollout.trafficRouting.replicas": "No mesh: the weight is the share of Ready pods behind the `<md>` "
                                             "Service",
@@ -72,9 +74,10 @@ NOTES: dict[str, str] = {
                                                         "it needs an http route to host `<md>-stable`",
     "spec.rollout.trafficRouting.istio.routes": "Names of the http routes to manage; default every http route "
                                                 "with a destination host `<md>-stable`",
-    "spec.rollout.analysis": "Metrics that judge a canary; runs while the canary has traffic",
+    "spec.rollout.analysis": "Metrics that judge a canary (rollouts with steps); runs while the canary has "
+                             "traffic",
     "spec.rollout.analysis.interval": "Time between analysis runs, from the start of the rollout",
-    "spec.rollout.analysis.failureLimit": "Failed runs tolerated; one more rolls the canary back",
+    "spec.rollout.analysis.failureLimit": "Failed runs tolerated; one more fails the canary",
     "spec.rollout.analysis.metrics": "The metrics measured in each run",
     "spec.rollout.analysis.metrics[].name": "Metric name, shown in status and events",
     "spec.rollout.analysis.metrics[].prometheus": "An instant query; its single value is judged by thresholdRange",
@@ -86,7 +89,8 @@ NOTES: dict[str, str] = {
     "spec.rollout.analysis.metrics[].webhook.url": "URL to POST to",
     "spec.rollout.analysis.metrics[].webhook.timeoutSeconds": "Seconds to wait for the answer; no answer is "
                                                               "Inconclusive",
-    "spec.rollout.analysis.metrics[].thresholdRange": "The passing range of a prometheus value, bounds inclusive",
+    "spec.rollout.analysis.metrics[].thresholdRange": "The passing range of a prometheus value, bounds inclusive; "
+                                                      "required with prometheus, not used by webhook",
     "spec.rollout.analysis.metrics[].thresholdRange.min": "Lowest passing value",
     "spec.rollout.analysis.metrics[].thresholdRange.max": "Highest passing value",
     "spec.rollout.progressDeadlineSeconds": "How long a new revision (or one canary step) may take before it "
@@ -96,7 +100,7 @@ NOTES: dict[str, str] = {
     "spec.revisionHistoryLimit": "ControllerRevisions kept for `history` and `rollback --to-revision`",
     "spec.paused": "Hold rollouts: a new revision does not start, one in flight stays where it is",
     "status.observedGeneration": "The metadata.generation this status was computed from",
-    "status.phase": "Summary state (docs/troubleshooting.md)",
+    "status.phase": "Summary state (see troubleshooting.md)",
     "status.stableRevision": "The revision serving clients",
     "status.canaryRevision": "The revision rolling out; absent when none is",
     "status.canaryWeight": "Traffic percentage of the canary (canary steps only)",
@@ -128,7 +132,7 @@ NOTES: dict[str, str] = {
     "status.conditions": "Ready, Progressing, Degraded, Reconciling, Stalled (kstatus reads the last two)",
     "status.conditions[].type": "Condition type",
     "status.conditions[].status": "Whether the condition holds",
-    "status.conditions[].reason": "Why, as one CamelCase word (docs/troubleshooting.md)",
+    "status.conditions[].reason": "Why, as one CamelCase word (see troubleshooting.md)",
     "status.conditions[].message": "Why, for people",
     "status.conditions[].observedGeneration": "The metadata.generation the condition was computed from",
     "status.conditions[].lastTransitionTime": "When status last changed (RFC 3339)",
@@ -178,7 +182,7 @@ def _type(node: Schema, defs: dict[str, Schema]) -> str:
 
 
 def _value(value: Any) -> str:
-    return "`" + json.dumps(value) + "`" if not isinstance(value, str) else f"`{value}`"
+    return f"`{value}`" if isinstance(value, str) and value else "`" + json.dumps(value) + "`"
 
 
 def _default(prop: Schema) -> str:
@@ -192,11 +196,11 @@ def _default(prop: Schema) -> str:
 
 def _range(low: Any, high: Any, what: str) -> str | None:
     if low is not None and high is not None:
-        return f"{what}{low}..{high}"
+        return f"{what}{low} to {high}"
     if low is not None:
-        return f"{what}>= {low}"
+        return f"{what}at least {low}"
     if high is not None:
-        return f"{what}<= {high}"
+        return f"{what}at most {high}"
     return None
 
 
@@ -208,25 +212,29 @@ def _constraints(node: Schema, required: bool) -> str:
         if part:
             parts.append(part)
     if "exclusiveMinimum" in node:
-        parts.append(f"> {node['exclusiveMinimum']}")
+        parts.append(f"above {node['exclusiveMinimum']}")
     if "exclusiveMaximum" in node:
-        parts.append(f"< {node['exclusiveMaximum']}")
+        parts.append(f"below {node['exclusiveMaximum']}")
     if "enum" in node:
         parts.append("one of " + ", ".join(_value(v) for v in node["enum"]))
     if "pattern" in node:
         parts.append(f"pattern `{node['pattern']}`")
     for rule in node.get("x-kubernetes-validations", []):
         parts.append(f"rule: {rule['message']} (`{rule['rule']}`)")
+    for rule in (node.get("items") or {}).get("x-kubernetes-validations", []):
+        parts.append(f"rule for each item: {rule['message']} (`{rule['rule']}`)")
     return "; ".join(parts)
 
 
 def _description(prop: Schema, node: Schema, path: str) -> str:
     """The field's own description, else NOTES, else the docstring of the model it holds."""
     if prop.get("description"):
-        return str(prop["description"])
-    if path in NOTES:
-        return NOTES[path]
-    return str(node.get("description") or "")
+        text = str(prop["description"])
+    elif path in NOTES:
+        text = NOTES[path]
+    else:
+        text = str(node.get("description") or "")
+    return text.strip().removesuffix(".")
 
 
 def _walk(node: Schema, defs: dict[str, Schema], path: str, out: list[Row]) -> None:
@@ -234,14 +242,14 @@ def _walk(node: Schema, defs: dict[str, Schema], path: str, out: list[Row]) -> N
     for name, prop in node.get("properties", {}).items():
         field = f"{path}.{name}"
         resolved = _resolve(prop, defs)
+        if resolved.get("type") == "array":
+            resolved = {**resolved, "items": _resolve(resolved["items"], defs)}
         out.append(Row(field, _type(resolved, defs), _default(prop), _constraints(resolved, name in required),
                        _description(prop, resolved, field)))
         if resolved.get("type") == "object":
             _walk(resolved, defs, field, out)
-        elif resolved.get("type") == "array":
-            item = _resolve(resolved["items"], defs)
-            if item.get("type") == "object":
-                _walk(item, defs, f"{field}[]", out)
+        elif resolved.get("type") == "array" and resolved["items"].get("type") == "object":
+            _walk(resolved["items"], defs, f"{field}[]", out)
 
 
 def rows(root: str, model: type[BaseModel]) -> list[Row]:
@@ -253,7 +261,9 @@ def rows(root: str, model: type[BaseModel]) -> list[Row]:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """A table cell: pipes escaped; `<` outside code spans too, so `<claim>` is not taken for HTML."""
+    parts = text.replace("|", "\\|").replace("\n", " ").split("`")
+    return "`".join(p if i % 2 else p.replace("<", "&lt;") for i, p in enumerate(parts))
 
 
 def _table(table: list[Row]) -> list[str]:
@@ -275,9 +285,9 @@ def render() -> str:
         "",
         f"Namespaced; plural `{names.PLURAL}`, short name `{', '.join(names.SHORT_NAMES)}`. Field paths use the "
         "YAML names; `[]` marks the items of a list.",
-        "Constraints are enforced by the API server (the CRD schema and its CEL rules) and checked again by "
-        "the operator: a spec it cannot honour gets phase `Failed` and touches nothing that serves "
-        "(see troubleshooting.md).",
+        "The API server enforces the constraints (the CRD schema and its CEL rules). The operator reads the "
+        "spec with the same models; a spec it cannot honour gets phase `Failed` and nothing that serves is "
+        "touched (see troubleshooting.md).",
         "",
         "## spec",
         "",

@@ -45,15 +45,16 @@ class CanarySteps:
         rec = p.record(t)
         held = p.requests.paused or p.spec.paused
 
-        if p.requests.promote_full:
+        # A held rollout keeps promote requests for when it resumes: nothing moves while held.
+        if p.requests.promote_full and not held:
             p.handled[requests.PROMOTE_FULL] = p.requests.promote_full
             index, step_started = len(steps), p.now
-        if p.requests.promote:
+        if p.requests.promote and not held:
             p.handled[requests.PROMOTE] = p.requests.promote
             if index < len(steps):
                 index, step_started = index + 1, p.now
 
-        failure = self.canary_failure(t, index, steps, step_started)
+        failure = self.canary_failure(t, index, steps, step_started, held)
         if failure is not None:
             return p.roll_back(t, stable, failure)
 
@@ -90,7 +91,8 @@ class CanarySteps:
             waiting = f"promoting: {p.ready(t)}/{total} pods ready"
             p.wake.append(1.0)
 
-        p.index, p.step_started = index, step_started
+        # While held the step clock is off; it starts again on resume.
+        p.index, p.step_started = index, (None if held else step_started)
         stable_pods, canary_pods = self.split(t, total)
         if index >= len(steps) and not held:
             # Stable keeps what it has until promotion; the scale-down delay then applies.
@@ -98,8 +100,9 @@ class CanarySteps:
         p.replica_counts[t], p.replica_counts[stable] = canary_pods, stable_pods
         p.canary_rev = t
         p.wake.append(self.next_analysis_in())
-        deadline = step_started + timedelta(seconds=p.spec.rollout.progress_deadline_seconds)
-        p.wake.append((deadline - p.now).total_seconds())
+        if not held:
+            deadline = step_started + timedelta(seconds=p.spec.rollout.progress_deadline_seconds)
+            p.wake.append((deadline - p.now).total_seconds())
         progress = f"revision {t} (model {rec.model_version}) at {p.weight}%"
         if p.analysis and p.analysis.runs:
             progress += f": analysis {p.analysis.passed}/{p.analysis.runs} passed"
@@ -132,7 +135,8 @@ class CanarySteps:
         return pods_ok and p.obs.router_weight == p.weight
 
 
-    def canary_failure(self, t: int, index: int, steps: list[Any], step_started: datetime) -> str | None:
+    def canary_failure(self, t: int, index: int, steps: list[Any], step_started: datetime,
+                       held: bool) -> str | None:
         """Pod health, analysis and deadlines, with numbers; None while the canary may still pass."""
         p = self.p
         f = p.facts(t)
@@ -146,7 +150,8 @@ class CanarySteps:
                               if m.verdict == Verdict.FAIL)
             return (f"analysis failed {a.failed} of {a.runs} runs (failureLimit {failure_limit}): "
                     f"{worst or 'see status.analysis'}")
-        waits_on_something = index >= len(steps) or steps[index].pause is None
+        # A held rollout waits on a person, not on the canary: no deadline then.
+        waits_on_something = not held and (index >= len(steps) or steps[index].pause is None)
         elapsed = (p.now - step_started).total_seconds()
         deadline = p.spec.rollout.progress_deadline_seconds
         if waits_on_something and elapsed >= deadline:

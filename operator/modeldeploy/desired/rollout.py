@@ -173,7 +173,7 @@ class _Planner:
         if stable is None or stable == t:
             return self.settle(t, stable)
         if target.outcome in STOPPED:
-            self.replica_counts[t] = 0
+            self.replica_counts[t] = self.draining(t, stable)
             verb = "was aborted" if target.outcome == Outcome.ABORTED.value else "failed"
             return self.finish(stable, None, Phase.DEGRADED, "RolledBack" if verb == "failed" else "Aborted",
                                f"revision {t} (model {target.model_version}) {verb}: {target.reason}; "
@@ -299,8 +299,8 @@ class _Planner:
                                f"revision {t} (model {rec.model_version}): {failure}; autoRollback is off: "
                                f"fix the spec or run `kubectl modeldeploy abort {self.obs.name}`")
         self.set_outcome(t, Outcome.FAILED, failure)
-        self.replica_counts[t] = 0
         self.replica_counts[stable] = self.serving_size(stable)
+        self.replica_counts[t] = self.draining(t, stable)
         self.weight = 0
         self.plan.events.append(Event("Warning", "RolledBack",
                                       f"revision {t} (model {rec.model_version}) rolled back: "
@@ -308,6 +308,21 @@ class _Planner:
         return self.finish(stable, None, Phase.DEGRADED, "RolledBack",
                            f"revision {t} (model {rec.model_version}) failed: {failure}; "
                            f"revision {stable} serves. Change the spec to try again")
+
+    def draining(self, t: int, stable: int) -> int:
+        """Canary pods kept only while the stable revision regains its Ready pods (replicas router).
+
+        The stable revision may have handed pods to the canary; dropping the
+        canary at once would leave the Service short, or empty. A mesh router
+        moves the traffic itself, and stable never gave up pods there.
+        """
+        if self.router != "replicas":
+            return 0
+        missing = self.serving_size(stable) - self.ready(stable)
+        keep = max(0, min(self.pods_of(t), missing))
+        if keep:
+            self.wake.append(1.0)
+        return keep
 
     def failure(self, t: int, size: int, started: datetime) -> str | None:
         """Why a rolling-out revision has failed, with numbers; None while it may still succeed."""
@@ -325,6 +340,7 @@ class _Planner:
     # -- output ----------------------------------------------------------------
     def finish(self, stable: int | None, canary: int | None, phase: Phase, reason: str,
                message: str) -> Plan:
+        self.consume_idle_promotes(canary)
         serving = stable if stable is not None else self.target().number
         if stable is not None and stable not in self.replica_counts and stable not in self.scale_down:
             self.replica_counts[stable] = self.serving_size(stable)  # what serves never loses its pods
@@ -348,6 +364,18 @@ class _Planner:
         future = [w for w in self.wake if w > 0]
         self.plan.requeue_after = min(future) + 0.5 if future else None
         return self.plan
+
+    def consume_idle_promotes(self, canary: int | None) -> None:
+        """A promote with no canary step to finish is spent, with a warning, so it cannot skip a later step."""
+        held = self.spec.paused or self.requests.paused
+        if canary is not None and self.canary_rev == canary and held:
+            return  # kept for when the held canary resumes
+        for key, token in ((requests.PROMOTE, self.requests.promote),
+                           (requests.PROMOTE_FULL, self.requests.promote_full)):
+            if token and self.handled.get(key) != token:
+                self.handled[key] = token
+                self.plan.events.append(Event("Warning", "PromoteIgnored",
+                                              "`kubectl modeldeploy promote` found no canary step to finish"))
 
     def previous(self, keep: set[int]) -> int | None:
         """The most recent superseded revision still deployed: kept scaled down for a fast way back."""

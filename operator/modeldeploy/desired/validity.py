@@ -13,6 +13,10 @@ from modeldeploy.desired.conditions import conditions
 from modeldeploy.desired.facts import Observed
 from modeldeploy.desired.runtime import UnknownPreset, resolve
 
+# Reasons that a change of another object (not the ModelDeployment) clears.
+WAITS_FOR_OTHERS = ("CredentialsSecretNotFound", "ModelClaimNotFound", "TrafficRouterError")
+RECHECK_SECONDS = 15.0
+
 
 def format_validation_error(err: ValidationError) -> str:
     """One line per problem: where (spec.a.b) and what."""
@@ -65,4 +69,6 @@ def failed(status: ModelDeploymentStatus, obs: Observed, reason: str, message: s
     })
     if status.phase != Phase.FAILED or ready_reason(status) != reason or status.message != message:
         plan.events.append(Event("Warning", reason, message))
+    if reason in WAITS_FOR_OTHERS:
+        plan.requeue_after = RECHECK_SECONDS  # those objects are not watched: look again
     return plan

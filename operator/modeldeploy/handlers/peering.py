@@ -181,4 +181,7 @@ def prepare(kube: Kube, name: str, namespaces: Collection[str], priority: int | 
     log.info("peering %r for %s as %s with priority %s (keep-alive lifetime %s s): the live replica with the "
              "highest priority acts, the others stand by; %d live peer(s) now", name, where, identity, priority,
              LIFETIME, len({p.identity for p in live}))
+    higher = [p for p in live if p.priority > priority]
+    if higher:
+        log.info("peering %r: standing by while %s", name, _describe(higher))
     return Peering(kube=kube, name=name, identity=identity, priority=priority, namespaces=tuple(namespaces))

@@ -25,7 +25,8 @@ def _restarts(pods: list[JSON]) -> tuple[int, str]:
     """The highest container restart count among pods, and that pod's name."""
     best, who = 0, ""
     for pod in pods:
-        for cs in pod.get("status", {}).get("containerStatuses") or []:
+        st = pod.get("status", {})
+        for cs in (st.get("containerStatuses") or []) + (st.get("initContainerStatuses") or []):
             if cs.get("restartCount", 0) > best:
                 best, who = cs["restartCount"], pod["metadata"]["name"]
     return best, who

@@ -1,0 +1,223 @@
+"""kstatus (Flux `wait`/`healthChecks`, `kubectl wait`, cli-utils) reads the status the planner writes.
+
+`kstatus` below re-implements the generic rules of kubernetes-sigs/cli-utils
+pkg/kstatus/status (status.go `Compute`, generic.go `checkGenericProperties`
+and `checkGeneration`) for a custom resource, which has no type-specific rule.
+It is applied to statuses produced by the real planner (`rollout.plan`) for
+hand-built observations, stored the way the reconciler stores them (a merge
+patch of `status_body`, so null fields are absent).
+
+Decisions this pins down (docs/gitops.md):
+- A rolled-back revision (phase Degraded, reason RolledBack) is Current: the
+  operator has settled, the stable revision serves, and nothing more happens
+  until the spec changes. Reporting it InProgress would keep Flux waiting until
+  its timeout for a state that cannot change by itself; reporting it Failed
+  would mark a serving, rolled-back model as a failed apply. The Argo CD health
+  check shows it Degraded, and the Warning Event says why.
+- A rollout paused at a `pause: {}` step, or held by a pause request, is Current
+  too: it waits for a person, not for the operator.
+- A stuck rollout (phase Degraded, reason RolloutStuck: a first revision that
+  never became Ready, or a failed one left up with autoRollback off) is Failed:
+  the operator made insufficient progress and will make no more by itself,
+  which is what kstatus's Stalled means.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from modeldeploy.api.spec import ModelDeploymentSpec
+from modeldeploy.api.status import ModelDeploymentStatus, Phase
+from modeldeploy.desired import requests, rollout
+from modeldeploy.desired.facts import DeploymentFacts, Observed, RevisionRecord
+from modeldeploy.desired.history import Outcome
+from modeldeploy.desired.revision import template_hash
+from modeldeploy.desired.settings import Settings
+from modeldeploy.reconcile.core import status_body
+
+IN_PROGRESS, FAILED, CURRENT, TERMINATING = "InProgress", "Failed", "Current", "Terminating"
+
+
+# -- kstatus, generic rules -------------------------------------------------------------------
+
+def kstatus(obj: dict[str, Any]) -> tuple[str, str]:
+    """(status, message) as kstatus computes them for a resource with no type-specific rule."""
+    meta, status = obj.get("metadata") or {}, obj.get("status") or {}
+    # checkGenericProperties: a resource scheduled for deletion is Terminating.
+    if meta.get("deletionTimestamp"):
+        return TERMINATING, "Resource scheduled for deletion"
+    # checkGeneration: only when both metadata.generation and status.observedGeneration are
+    # present; they differ -> InProgress (reason LatestGenerationNotObserved).
+    generation, observed = meta.get("generation"), status.get("observedGeneration")
+    if generation is not None and observed is not None and observed != generation:
+        kind = obj.get("kind")
+        return IN_PROGRESS, f"{kind} generation is {generation}, but latest observed generation is {observed}"
+    # checkGenericProperties: the first condition that is Reconciling=True (-> InProgress) or
+    # Stalled=True (-> Failed) decides, in the order the conditions are listed.
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "Reconciling" and cond.get("status") == "True":
+            return IN_PROGRESS, cond.get("message", "")
+        if cond.get("type") == "Stalled" and cond.get("status") == "True":
+            return FAILED, cond.get("message", "")
+    # Compute: no generic decision and no type-specific rule (a custom resource) -> Current.
+    return CURRENT, "Resource is current"
+
+
+def test_kstatus_helper_follows_the_generic_rules() -> None:
+    def cond(ctype: str, status: str) -> dict[str, str]:
+        return {"type": ctype, "status": status, "message": ctype}
+
+    assert kstatus({"metadata": {"generation": 2}, "status": {"observedGeneration": 1}})[0] == IN_PROGRESS
+    assert kstatus({"metadata": {"generation": 2}, "status": {}})[0] == CURRENT  # no observedGeneration: skipped
+    assert kstatus({"metadata": {"deletionTimestamp": "2025-01-01T00:00:00Z"}})[0] == TERMINATING
+    assert kstatus({"status": {"conditions": [cond("Reconciling", "True")]}}) == (IN_PROGRESS, "Reconciling")
+    assert kstatus({"status": {"conditions": [cond("Stalled", "True")]}}) == (FAILED, "Stalled")
+    assert kstatus({"status": {"conditions": [cond("Ready", "False"), cond("Stalled", "False")]}})[0] == CURRENT
+    assert kstatus({})[0] == CURRENT
+
+
+# -- the world the planner sees -------------------------------------------------------------
+
+NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
+GENERATION = 7
+IMAGE = "registry.example/sklearn-server:1.4"
+STEPS = {"steps": [{"setWeight": 10}, {"pause": {}}, {"setWeight": 50}]}
+
+
+def spec(version: str = "7", **more: Any) -> dict[str, Any]:
+    return {"model": {"uri": f"s3://models/fraud/v{version}", "version": version},
+            "runtime": {"image": IMAGE}, "replicas": 3, **more}
+
+
+def record(number: int, version: str, outcome: Outcome, reason: str = "", **more: Any) -> RevisionRecord:
+    template = ModelDeploymentSpec.model_validate(spec(version, **more)).serving_template()
+    return RevisionRecord(number=number, hash=template_hash(template), model_version=version,
+                          outcome=outcome.value, reason=reason, template=template)
+
+
+def deployment(revision: int, ready: int, replicas: int = 3) -> DeploymentFacts:
+    return DeploymentFacts(revision=revision, replicas=replicas, ready_replicas=ready, available_replicas=ready)
+
+
+def seen(*deployments: DeploymentFacts, revisions: tuple[RevisionRecord, ...] = (), after: float = 0,
+         **more: Any) -> Observed:
+    return Observed(name="fraud", namespace="risk", uid="6f1c2b7e-0000-4000-8000-000000000001",
+                    generation=GENERATION, now=NOW + timedelta(seconds=after),
+                    deployments={d.revision: d for d in deployments}, revisions=revisions, **more)
+
+
+R1 = record(1, "7", Outcome.STABLE)
+
+
+def healthy() -> ModelDeploymentStatus:
+    return rollout.plan(spec(), ModelDeploymentStatus(), seen(deployment(1, 3), revisions=(R1,)), Settings()).status
+
+
+def stored(status: ModelDeploymentStatus, generation: int = GENERATION) -> dict[str, Any]:
+    """The object as the API server holds it after the reconciler's merge patch of its status."""
+    def drop_nulls(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: drop_nulls(v) for k, v in value.items() if v is not None}
+        if isinstance(value, list):
+            return [drop_nulls(v) for v in value]
+        return value
+
+    return {"apiVersion": "modeldeploy.dev/v1alpha1", "kind": "ModelDeployment",
+            "metadata": {"name": "fraud", "namespace": "risk", "generation": generation},
+            "status": drop_nulls(status_body(status))}
+
+
+def planned(raw: dict[str, Any], old: ModelDeploymentStatus, obs: Observed) -> ModelDeploymentStatus:
+    return rollout.plan(raw, old, obs, Settings()).status
+
+
+def canary_paused_at_step() -> ModelDeploymentStatus:
+    raw = spec("8", rollout=STEPS)
+    first = planned(raw, healthy(), seen(deployment(1, 3), revisions=(R1,)))
+    r2 = record(2, "8", Outcome.PROGRESSING, rollout=STEPS)
+    return planned(raw, first, seen(deployment(1, 3), deployment(2, 1, replicas=1), revisions=(R1, r2), after=5))
+
+
+def rolled_back() -> ModelDeploymentStatus:
+    r2 = record(2, "8", Outcome.PROGRESSING)
+    rolling = planned(spec("8"), healthy(), seen(deployment(1, 3), revisions=(R1,)))
+    return planned(spec("8"), rolling, seen(deployment(1, 3), deployment(2, 1), revisions=(R1, r2), after=601))
+
+
+def first_revision_stuck() -> ModelDeploymentStatus:
+    first = planned(spec(), ModelDeploymentStatus(), seen())
+    return planned(spec(), first, seen(deployment(1, 0), revisions=(record(1, "7", Outcome.PROGRESSING),), after=601))
+
+
+def rollout_stuck_without_auto_rollback() -> ModelDeploymentStatus:
+    raw = spec("8", rollout={"autoRollback": False})
+    rolling = planned(raw, healthy(), seen(deployment(1, 3), revisions=(R1,)))
+    r2 = record(2, "8", Outcome.PROGRESSING, rollout={"autoRollback": False})
+    return planned(raw, rolling, seen(deployment(1, 3), deployment(2, 0), revisions=(R1, r2), after=601))
+
+
+# (status the planner wrote, metadata.generation now, expected phase, expected reason, expected kstatus)
+CASES = {
+    "first-apply-pending": (
+        lambda: planned(spec(), ModelDeploymentStatus(), seen()), GENERATION,
+        Phase.PENDING, "Deploying", IN_PROGRESS),
+    "healthy": (healthy, GENERATION, Phase.HEALTHY, "Healthy", CURRENT),
+    "scaling": (
+        lambda: planned(spec(replicas=5), healthy(), seen(deployment(1, 3), revisions=(R1,))), GENERATION,
+        Phase.PROGRESSING, "Scaling", IN_PROGRESS),
+    "rolling-out": (
+        lambda: planned(spec("8"), healthy(), seen(deployment(1, 3), revisions=(R1,))), GENERATION,
+        Phase.PROGRESSING, "RollingOut", IN_PROGRESS),
+    "canary-at-set-weight": (
+        lambda: planned(spec("8", rollout=STEPS), healthy(), seen(deployment(1, 3), revisions=(R1,))), GENERATION,
+        Phase.PROGRESSING, "Canary", IN_PROGRESS),
+    # Settled until a person acts: Current (module docstring).
+    "canary-paused-at-step": (canary_paused_at_step, GENERATION, Phase.PAUSED, "Paused", CURRENT),
+    "pause-request-holds-rollout": (
+        lambda: planned(spec("8"), healthy(), seen(deployment(1, 3), revisions=(R1,),
+                                                  annotations={requests.PAUSED: "true"})), GENERATION,
+        Phase.PAUSED, "Paused", CURRENT),
+    # Settled, the stable revision serves: Current (module docstring).
+    "rolled-back": (rolled_back, GENERATION, Phase.DEGRADED, "RolledBack", CURRENT),
+    # Stuck with nothing the operator can do by itself (kstatus: "insufficient progress"): Failed.
+    "first-revision-never-ready": (first_revision_stuck, GENERATION, Phase.DEGRADED, "RolloutStuck", FAILED),
+    "stuck-without-auto-rollback": (rollout_stuck_without_auto_rollback, GENERATION, Phase.DEGRADED, "RolloutStuck",
+                                    FAILED),
+    "failed-unknown-preset": (
+        lambda: planned(spec(runtime={"preset": "tritonn"}), healthy(), seen(deployment(1, 3), revisions=(R1,))),
+        GENERATION, Phase.FAILED, "UnknownRuntimePreset", FAILED),
+    "failed-invalid-spec": (
+        lambda: planned(spec(replicas=-1), healthy(), seen(deployment(1, 3), revisions=(R1,))),
+        GENERATION, Phase.FAILED, "InvalidSpec", FAILED),
+    "failed-traffic-router": (
+        lambda: rollout.failed(healthy(), seen(deployment(1, 3), revisions=(R1,)), "TrafficRouterError",
+                               "HTTPRoute risk/fraud does not exist").status,
+        GENERATION, Phase.FAILED, "TrafficRouterError", FAILED),
+    # Healthy for generation 7, but the spec is at generation 8 and not yet seen.
+    "healthy-but-stale-generation": (healthy, GENERATION + 1, Phase.HEALTHY, "Healthy", IN_PROGRESS),
+}
+
+
+@pytest.mark.parametrize(("make", "generation", "phase", "reason", "expected"), CASES.values(), ids=CASES.keys())
+def test_kstatus_reads_the_planned_status(make: Any, generation: int, phase: Phase, reason: str,
+                                          expected: str) -> None:
+    status = make()
+    ready = next(c for c in status.conditions if c.type == "Ready")
+    assert (status.phase, ready.reason) == (phase, reason), status.message
+    assert kstatus(stored(status, generation))[0] == expected
+
+
+@pytest.mark.parametrize("name", ["failed-unknown-preset", "first-apply-pending"])
+def test_kstatus_message_is_the_operators(name: str) -> None:
+    make, generation, *_ = CASES[name]
+    status = make()
+    assert kstatus(stored(status, generation))[1] == status.message
+
+
+def test_every_condition_carries_the_observed_generation() -> None:
+    for make, _, *_ in CASES.values():
+        status = make()
+        assert {c.observed_generation for c in status.conditions} == {status.observed_generation}
