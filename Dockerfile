@@ -15,7 +15,6 @@ RUN pip wheel --wheel-dir /wheels .
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="modeldeploy" \
       org.opencontainers.image.description="A Kubernetes operator for ML model deployments" \
-      org.opencontainers.image.source="https://github.com/modeldeploy/modeldeploy" \
       org.opencontainers.image.licenses="Apache-2.0"
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 # Install from the builder's wheels only (a bind mount: the wheels leave no layer; pip

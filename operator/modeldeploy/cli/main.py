@@ -191,13 +191,22 @@ def _peering(args: argparse.Namespace, kube: Kube) -> Peering | None:
                        f"{exc.status} {exc.reason}") from exc
 
 
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: what log pipelines (Loki, Elasticsearch, Cloud Logging) parse."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"time": self.formatTime(record), "level": record.levelname, "logger": record.name,
+                 "message": record.getMessage()}
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
 def _setup_logging(verbose: bool, fmt: str) -> None:
-    level = logging.DEBUG if verbose else logging.INFO
-    if fmt == "json":
-        logging.basicConfig(level=level, format='{"time":"%(asctime)s","level":"%(levelname)s",'
-                                                '"logger":"%(name)s","message":%(message)r}')
-    else:
-        logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if fmt == "json" else
+                         logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True)
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
     if not verbose:
         # kopf logs every handled watch event at INFO; the reconciler logs what matters.

@@ -38,6 +38,13 @@ def unhonourable(spec: ModelDeploymentSpec, obs: Observed) -> tuple[str, str] | 
         return ("CredentialsSecretNotFound",
                 f"spec.model.credentialsSecret: Secret {secret!r} does not exist in namespace "
                 f"{obs.namespace!r}; create it (kubectl create secret generic {secret} ...) or fix the name")
+    routing = spec.rollout.traffic_routing
+    if routing and routing.gateway_api and routing.gateway_api.namespace not in (None, obs.namespace):
+        # Another namespace's route belongs to another team: the operator must not be a way into it.
+        return ("CrossNamespaceRoute",
+                f"spec.rollout.trafficRouting.gatewayAPI.namespace: {routing.gateway_api.namespace!r} is not this "
+                f"ModelDeployment's namespace {obs.namespace!r}; only a route in the same namespace can be "
+                f"managed: move the HTTPRoute here or drop the field")
     if spec.model.uri.startswith("pvc://"):
         claim, _ = workload.split_pvc_uri(spec.model.uri)
         if claim in obs.missing_claims:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Any
 
@@ -80,13 +81,23 @@ def revisions(items: list[JSON]) -> tuple[RevisionRecord, ...]:
     return tuple(sorted(out, key=lambda r: r.number))
 
 
+# (kind, namespace) -> when a read was refused; asked again after FORBIDDEN_TTL.
+_forbidden: dict[tuple[str, str], float] = {}
+FORBIDDEN_TTL = 600.0
+
+
 def _exists(kube: Kube, kind: str, namespace: str, name: str) -> bool:
     """Does it exist? When the operator may not read that kind here (least-privilege RBAC
-    without Secrets), it cannot tell, and assumes yes: the pods will say otherwise."""
+    without Secrets), it cannot tell, and assumes yes: the pods will say otherwise.
+    A refusal is remembered for a while, so audit logs do not fill with them."""
+    refused = _forbidden.get((kind, namespace))
+    if refused is not None and time.monotonic() - refused < FORBIDDEN_TTL:
+        return True
     try:
         return kube.get("v1", kind, namespace, name) is not None
     except ApiException as exc:
         if exc.status == 403:
+            _forbidden[(kind, namespace)] = time.monotonic()
             return True
         raise
 

@@ -3,12 +3,29 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
+
+from kubernetes.client.rest import ApiException
 
 from modeldeploy.desired.facts import Observed
 from modeldeploy.desired.rollout import Traffic
 from modeldeploy.k8s.client import JSON, Kube
+from modeldeploy.routers.base import RouterError
 from modeldeploy.routers.registry import router
+
+
+@contextmanager
+def _explained(name: str) -> Iterator[None]:
+    """A refused request on the user's route becomes a status the user can act on, not a silent retry."""
+    try:
+        yield
+    except ApiException as exc:
+        if exc.status in (401, 403):
+            raise RouterError(f"the operator may not read or patch the {name} route ({exc.status} {exc.reason}); "
+                              f"grant it get and patch on that route, or check spec.rollout.trafficRouting") from exc
+        raise
 
 log = logging.getLogger("modeldeploy.traffic")
 
@@ -28,7 +45,8 @@ def observe_weight(kube: Kube, observed: Observed, spec: JSON) -> Observed:
         return observed
     name, config = block
     r = router(name, kube, observed.namespace, config, f"{observed.name}-stable", f"{observed.name}-canary")
-    return replace(observed, router_weight=r.get_weight())
+    with _explained(name):
+        return replace(observed, router_weight=r.get_weight())
 
 
 def apply_weight(kube: Kube, namespace: str, traffic: Traffic | None) -> None:
@@ -36,7 +54,8 @@ def apply_weight(kube: Kube, namespace: str, traffic: Traffic | None) -> None:
     if traffic is None:
         return
     r = router(traffic.router, kube, namespace, traffic.config, traffic.stable_service, traffic.canary_service)
-    if r.verify(traffic.canary_weight):
-        return
-    log.info("%s: canary weight %s%% on %s", namespace, traffic.canary_weight, traffic.router)
-    r.set_weight(traffic.canary_weight)
+    with _explained(traffic.router):
+        if r.verify(traffic.canary_weight):
+            return
+        log.info("%s: canary weight %s%% on %s", namespace, traffic.canary_weight, traffic.router)
+        r.set_weight(traffic.canary_weight)
