@@ -200,7 +200,7 @@ class OperatorProcess:
                 self.proc.kill()
                 self.proc.wait(10)
 
-    def metric(self, name: str, **labels: str) -> float:
+    def metric(self, metric_name: str, /, **labels: str) -> float:
         """The current value of one of its Prometheus metrics (0 when absent)."""
         import urllib.request
 
@@ -213,7 +213,7 @@ class OperatorProcess:
             key, _, value = line.rpartition(" ")
             metric, _, rest = key.partition("{")
             got = ",".join(sorted(rest.rstrip("}").split(","))) if rest else ""
-            if metric == name and got == want:
+            if metric == metric_name and got == want:
                 return float(value)
         return 0.0
 

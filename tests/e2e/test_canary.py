@@ -59,6 +59,10 @@ def test_canary_steps_then_promotion(cluster, namespace, operator, prometheus):
     assert [w for w in weights if w in (20, 50)] == [20, 50], weights
     assert st["analysis"]["passed"] >= 1 and st["analysis"]["failed"] == 0
     assert st["analysis"]["measurements"][0]["value"] == pytest.approx(0.01)
+    # The operator's metrics count the rollout and show the canary weight back at 0
+    assert operator.metric("modeldeploy_rollouts_total", outcome="Promoted") >= 1
+    assert operator.metric("modeldeploy_canary_weight", namespace=namespace, name=MD) == 0
+    assert operator.metric("modeldeploy_reconcile_duration_seconds_count") > 0
     # And v1 is scaled down after scaleDownDelaySeconds
     deps = deployments(cluster, namespace)
     assert deps[f"{MD}-r2"]["spec"]["replicas"] == 4
@@ -131,11 +135,14 @@ def test_an_open_pause_waits_for_promote_and_abort_returns_traffic(cluster, name
     # and `abort` sends traffic back to stable
     apply(cluster, canary_manifest(namespace, "3", steps))
     wait_phase(cluster, namespace, "Paused", canaryRevision=3)
-    assert cli(cluster, "abort", MD, "-n", namespace).returncode == 0
+    aborted = cli(cluster, "abort", MD, "-n", namespace)
+    assert aborted.returncode == 0, aborted.stderr
     st = wait_phase(cluster, namespace, "Degraded", stableRevision=2)
     assert st.get("canaryRevision") is None
-    deps = deployments(cluster, namespace)
-    assert deps[f"{MD}-r3"]["spec"]["replicas"] == 0 and deps[f"{MD}-r2"]["spec"]["replicas"] == 4
+    assert deployments(cluster, namespace)[f"{MD}-r2"]["spec"]["replicas"] == 4
+    # The canary gives up its last pods as the stable revision's come back Ready
+    wait_for(lambda: deployments(cluster, namespace)[f"{MD}-r3"]["spec"]["replicas"], timeout=15,
+             until=lambda n: n == 0, message="the aborted canary drains")
     # The spec was never rewritten
     md = get(cluster, namespace, "modeldeployment", MD)
     assert md["spec"]["model"]["version"] == "3"

@@ -10,6 +10,8 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from kubernetes.client.rest import ApiException
+
 from modeldeploy import __version__
 from modeldeploy.api import names
 from modeldeploy.cli import render
@@ -267,6 +269,13 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _server_message(exc: ApiException) -> str:
+    try:
+        return str(json.loads(exc.body or "{}").get("message", ""))
+    except ValueError:
+        return str(exc.body or "")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
@@ -274,6 +283,9 @@ def main(argv: list[str] | None = None) -> int:
         return code
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except ApiException as exc:
+        print(f"error: the API server answered {exc.status} {exc.reason}: {_server_message(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
