@@ -342,36 +342,15 @@ def peering_crds(cluster: Cluster) -> None:
 
 @pytest.fixture
 def start_operator(cluster: Cluster, crd: None, namespace: str) -> Iterator[Callable[..., OperatorProcess]]:
-    """Start any number of operators for this test's namespace: `start_operator("--peering", "ha", tag="a")`.
+    """Start any number of operators for this test's namespace: `start_operator("--peering", "ha", tag="a")`;
+    `kubeconfig=` runs one with other credentials than the admin's (e.g. a ServiceAccount's token).
 
     Each one is started (live) before it is returned, and stopped after the test.
     """
     started: list[OperatorProcess] = []
 
-    def start(*extra_args: str, tag: str = "") -> OperatorProcess:
-        op = OperatorProcess(cluster, namespace, extra_args, tag=tag or str(len(started)))
-        started.append(op)
-        op.start()
-        return op
-
-    try:
-        yield start
-    finally:
-        for op in started:
-            op.stop()
-
-
-@pytest.fixture
-def start_operator_as(cluster: Cluster, crd: None, namespace: str) -> Iterator[Callable[..., OperatorProcess]]:
-    """Start the operator for this test's namespace with other credentials than the admin's:
-    `start_operator_as(kubeconfig, tag="sa")` (e.g. a kubeconfig holding a ServiceAccount's token).
-
-    It is started (live) before it is returned, and stopped after the test.
-    """
-    started: list[OperatorProcess] = []
-
-    def start(kubeconfig: Path, *extra_args: str, tag: str = "") -> OperatorProcess:
-        op = OperatorProcess(cluster, namespace, extra_args, tag=tag or f"as-{len(started)}", kubeconfig=kubeconfig)
+    def start(*extra_args: str, tag: str = "", kubeconfig: Path | None = None) -> OperatorProcess:
+        op = OperatorProcess(cluster, namespace, extra_args, tag=tag or str(len(started)), kubeconfig=kubeconfig)
         started.append(op)
         op.start()
         return op

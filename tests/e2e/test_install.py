@@ -491,7 +491,7 @@ def test_what_the_operator_may_and_may_not_do(cluster, identity):
             assert not can_i(cluster, user, verb, resource, None), f"cannot {verb} {resource} cluster-wide"
 
 
-def test_the_operator_serves_and_rolls_out_with_only_its_own_permissions(cluster, identity, start_operator_as):
+def test_the_operator_serves_and_rolls_out_with_only_its_own_permissions(cluster, identity, start_operator):
     ns = identity.namespace
     cluster.kubectl("create", "secret", "generic", "s3-creds", "-n", ns, "--from-literal=AWS_ACCESS_KEY_ID=x")
 
@@ -500,7 +500,7 @@ def test_the_operator_serves_and_rolls_out_with_only_its_own_permissions(cluster
         body["spec"]["model"]["credentialsSecret"] = "s3-creds"
         return body
 
-    op = start_operator_as(identity.kubeconfig, tag=f"sa-{identity.variant}")
+    op = start_operator(tag=f"sa-{identity.variant}", kubeconfig=identity.kubeconfig)
     wait_serving(op, identity)
     try:
         # Serving: a new ModelDeployment becomes Healthy ...
@@ -568,7 +568,7 @@ def _canary_weight(route: dict[str, Any]) -> int:
 @pytest.mark.parametrize("router", ["gatewayAPI", "istio"])
 @pytest.mark.parametrize("identity", ["cluster-wide"], indirect=True)
 def test_the_traffic_routers_work_with_only_get_and_patch_on_routes(cluster, mesh_crds, identity, router,
-                                                                   start_operator_as):
+                                                                   start_operator):
     ns = identity.namespace
     route = {**ROUTES[router], "metadata": {**ROUTES[router]["metadata"], "namespace": ns}}
     cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(route))
@@ -580,7 +580,7 @@ def test_the_traffic_routers_work_with_only_get_and_patch_on_routes(cluster, mes
         return manifest(ns, version=version, replicas=2,
                         rollout={"steps": steps, "trafficRouting": routing, "scaleDownDelaySeconds": 2})
 
-    op = start_operator_as(identity.kubeconfig, tag=f"sa-{router}")
+    op = start_operator(tag=f"sa-{router}", kubeconfig=identity.kubeconfig)
     wait_serving(op, identity)
     try:
         apply(cluster, spec("1"))
@@ -602,10 +602,10 @@ def test_the_traffic_routers_work_with_only_get_and_patch_on_routes(cluster, mes
 
 
 @pytest.mark.parametrize("identity", ["namespaced"], indirect=True)
-def test_peering_works_with_only_its_own_permissions(cluster, peering_crds, identity, start_operator_as):
+def test_peering_works_with_only_its_own_permissions(cluster, peering_crds, identity, start_operator):
     """`run --peering` (the chart's replicas > 1): the operator makes its KopfPeering, kopf keeps its entry."""
     ns = identity.namespace
-    op = start_operator_as(identity.kubeconfig, "--peering", "modeldeploy", tag="sa-peering")
+    op = start_operator("--peering", "modeldeploy", tag="sa-peering", kubeconfig=identity.kubeconfig)
 
     def entries() -> dict[str, Any]:
         return dict((get(cluster, ns, "kopfpeerings.kopf.dev", "modeldeploy") or {}).get("status") or {})

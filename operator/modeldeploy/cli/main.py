@@ -242,17 +242,9 @@ def parser() -> argparse.ArgumentParser:
         help="image of the init container that fetches model.uri")
     run.set_defaults(func=cmd_run)
 
-    for name, func, text in (("status", cmd_status, "show a ModelDeployment's rollout state"),
-                             ("history", cmd_history, "list a ModelDeployment's revisions")):
-        c = sub.add_parser(name, help=text)
-        c.add_argument("name", help="ModelDeployment name")
-        c.add_argument("--namespace", "-n", default=None)
-        c.set_defaults(func=func)
-        if name == "status":
-            c.add_argument("--watch", "-w", action="store_true", help="keep printing changes")
-        else:
-            c.add_argument("--output", "-o", choices=["table", "json"], default="table")
     for name, func, text in (
+            ("status", cmd_status, "show a ModelDeployment's rollout state"),
+            ("history", cmd_history, "list a ModelDeployment's revisions"),
             ("promote", cmd_promote, "finish the current rollout step (--full: every remaining step)"),
             ("abort", cmd_abort, "stop the rollout: all traffic back to the stable revision"),
             ("pause", cmd_pause, "hold the rollout at its current step"),
@@ -262,10 +254,11 @@ def parser() -> argparse.ArgumentParser:
         c.add_argument("name", help="ModelDeployment name")
         c.add_argument("--namespace", "-n", default=None)
         c.set_defaults(func=func)
-        if name == "promote":
-            c.add_argument("--full", action="store_true", help="skip every remaining step")
-        if name == "rollback":
-            c.add_argument("--to-revision", type=int, required=True, help="revision number (see `history`)")
+    sub.choices["status"].add_argument("--watch", "-w", action="store_true", help="keep printing changes")
+    sub.choices["history"].add_argument("--output", "-o", choices=["table", "json"], default="table")
+    sub.choices["promote"].add_argument("--full", action="store_true", help="skip every remaining step")
+    sub.choices["rollback"].add_argument("--to-revision", type=int, required=True,
+                                         help="revision number (see `history`)")
     return p
 
 

@@ -1,18 +1,16 @@
-"""Gateway API: the weights of the stable and canary backendRefs of a named HTTPRoute.
-
-Only the backendRefs naming our stable and canary Services are touched, with a
-JSON Patch guarded by the object's resourceVersion; every other field of the
-route stays as its owner wrote it.
-"""
+"""Gateway API: the weights of the stable and canary backendRefs of a named HTTPRoute."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from modeldeploy.k8s.client import JSON, Kube
+from modeldeploy.routers.backends import Backends, finalize_ops, read_weight, set_ops
 from modeldeploy.routers.base import RouterError
 
 API_VERSION = "gateway.networking.k8s.io/v1"
+# A backendRef without a weight weighs 1 (Gateway API's default).
+DEFAULT_WEIGHT = 1
 
 
 class GatewayAPIRouter:
@@ -24,65 +22,54 @@ class GatewayAPIRouter:
         self.stable = stable_service
         self.canary = canary_service
 
-    def _route(self) -> JSON:
-        route = self.kube.get(API_VERSION, "HTTPRoute", self.namespace, self.name)
+    def _is_stable(self, ref: JSON) -> bool:
+        return ref.get("name") == self.stable
+
+    def _is_canary(self, ref: JSON) -> bool:
+        return ref.get("name") == self.canary
+
+    def _route(self) -> JSON | None:
+        return self.kube.get(API_VERSION, "HTTPRoute", self.namespace, self.name)
+
+    def _lists(self, route: JSON) -> list[Backends]:
+        rules = route["spec"].get("rules") or []
+        lists = [Backends(f"/spec/rules/{i}/backendRefs", rule.get("backendRefs") or [])
+                 for i, rule in enumerate(rules)]
+        ours = [b for b in lists if any(self._is_stable(r) or self._is_canary(r) for r in b.entries)]
+        if not ours:
+            raise RouterError(f"HTTPRoute {self.namespace}/{self.name} has no rule with a backendRef to Service "
+                              f"{self.stable}; add one so the operator can split its traffic")
+        return ours
+
+    def _existing(self) -> JSON:
+        route = self._route()
         if route is None:
             raise RouterError(f"spec.rollout.trafficRouting.gatewayAPI.httpRoute: HTTPRoute "
                               f"{self.namespace}/{self.name} does not exist; create it with a backendRef to "
                               f"Service {self.stable}")
         return route
 
-    def _rules(self, route: JSON) -> list[tuple[int, list[JSON]]]:
-        rules = [(i, rule.get("backendRefs") or []) for i, rule in enumerate(route["spec"].get("rules") or [])]
-        ours = [(i, refs) for i, refs in rules if any(r.get("name") in (self.stable, self.canary) for r in refs)]
-        if not ours:
-            raise RouterError(f"HTTPRoute {self.namespace}/{self.name} has no rule with a backendRef to Service "
-                              f"{self.stable}; add one so the operator can split its traffic")
-        return ours
-
     def get_weight(self) -> int | None:
-        weights = set()
-        for _, refs in self._rules(self._route()):
-            stable = sum(r.get("weight", 1) for r in refs if r.get("name") == self.stable)
-            canary = sum(r.get("weight", 1) for r in refs if r.get("name") == self.canary)
-            if stable + canary == 0:
-                return None
-            weights.add(round(100 * canary / (stable + canary)))
-        return weights.pop() if len(weights) == 1 else None
+        return read_weight(self._lists(self._existing()), self._is_stable, self._is_canary, DEFAULT_WEIGHT)
 
     def set_weight(self, canary_weight: int) -> None:
-        route = self._route()
-        ops: list[JSON] = [{"op": "test", "path": "/metadata/resourceVersion",
-                            "value": route["metadata"]["resourceVersion"]}]
-        for i, refs in self._rules(route):
-            base = f"/spec/rules/{i}/backendRefs"
-            names = [r.get("name") for r in refs]
-            for j, ref in enumerate(refs):
-                if ref.get("name") == self.stable:
-                    ops.append({"op": "add", "path": f"{base}/{j}/weight", "value": 100 - canary_weight})
-                elif ref.get("name") == self.canary:
-                    ops.append({"op": "add", "path": f"{base}/{j}/weight", "value": canary_weight})
-            if self.canary not in names:
-                stable_ref = next(r for r in refs if r.get("name") == self.stable)
-                ref = {k: v for k, v in stable_ref.items() if k in ("group", "kind", "port", "namespace")}
-                ops.append({"op": "add", "path": f"{base}/-",
-                            "value": {**ref, "name": self.canary, "weight": canary_weight}})
+        route = self._existing()
+
+        def canary_ref(stable_ref: JSON) -> JSON:
+            kept = {k: v for k, v in stable_ref.items() if k in ("group", "kind", "port", "namespace")}
+            return {**kept, "name": self.canary}
+
+        ops = set_ops(route["metadata"]["resourceVersion"], self._lists(route), self._is_stable, self._is_canary,
+                      canary_weight, canary_ref)
         self.kube.json_patch(API_VERSION, "HTTPRoute", self.namespace, self.name, ops)
 
     def verify(self, canary_weight: int) -> bool | None:
         return self.get_weight() == canary_weight
 
     def finalize(self) -> None:
-        route = self.kube.get(API_VERSION, "HTTPRoute", self.namespace, self.name)
+        route = self._route()
         if route is None:
             return
-        ops: list[JSON] = [{"op": "test", "path": "/metadata/resourceVersion",
-                            "value": route["metadata"]["resourceVersion"]}]
-        for i, refs in self._rules(route):
-            # Highest index first, so earlier removals do not shift later paths.
-            for j in reversed(range(len(refs))):
-                if refs[j].get("name") == self.canary:
-                    ops.append({"op": "remove", "path": f"/spec/rules/{i}/backendRefs/{j}"})
-                elif refs[j].get("name") == self.stable:
-                    ops.append({"op": "add", "path": f"/spec/rules/{i}/backendRefs/{j}/weight", "value": 100})
+        ops = finalize_ops(route["metadata"]["resourceVersion"], self._lists(route), self._is_stable,
+                           self._is_canary)
         self.kube.json_patch(API_VERSION, "HTTPRoute", self.namespace, self.name, ops)

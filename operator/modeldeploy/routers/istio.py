@@ -10,9 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from modeldeploy.k8s.client import JSON, Kube
+from modeldeploy.routers.backends import Backends, finalize_ops, read_weight, set_ops
 from modeldeploy.routers.base import RouterError
 
 API_VERSION = "networking.istio.io/v1"
+# A destination without a weight takes what the others leave; with two of ours, count it as 0.
+DEFAULT_WEIGHT = 0
 
 
 class IstioRouter:
@@ -25,72 +28,61 @@ class IstioRouter:
         self.stable = stable_service
         self.canary = canary_service
 
-    def _vs(self) -> JSON:
-        vs = self.kube.get(API_VERSION, "VirtualService", self.namespace, self.name)
+    def _host(self, dest: JSON) -> str:
+        # "fraud-stable", "fraud-stable.ns" and "fraud-stable.ns.svc.cluster.local" all name our Service.
+        return str((dest.get("destination") or {}).get("host", "")).split(".")[0]
+
+    def _is_stable(self, dest: JSON) -> bool:
+        return self._host(dest) == self.stable
+
+    def _is_canary(self, dest: JSON) -> bool:
+        return self._host(dest) == self.canary
+
+    def _vs(self) -> JSON | None:
+        return self.kube.get(API_VERSION, "VirtualService", self.namespace, self.name)
+
+    def _lists(self, vs: JSON) -> list[Backends]:
+        lists = [Backends(f"/spec/http/{i}/route", http.get("route") or [])
+                 for i, http in enumerate(vs["spec"].get("http") or [])
+                 if not self.only or http.get("name") in self.only]
+        ours = [b for b in lists if any(self._is_stable(d) or self._is_canary(d) for d in b.entries)]
+        if not ours:
+            raise RouterError(f"VirtualService {self.namespace}/{self.name} has no http route to host {self.stable}"
+                              + (f" among routes {sorted(self.only)}" if self.only else "")
+                              + "; add one so the operator can split its traffic")
+        return ours
+
+    def _existing(self) -> JSON:
+        vs = self._vs()
         if vs is None:
             raise RouterError(f"spec.rollout.trafficRouting.istio.virtualService: VirtualService "
                               f"{self.namespace}/{self.name} does not exist; create it with a route to host "
                               f"{self.stable}")
         return vs
 
-    def _host(self, dest: JSON) -> str:
-        return str((dest.get("destination") or {}).get("host", "")).split(".")[0]
-
-    def _routes(self, vs: JSON) -> list[tuple[int, list[JSON]]]:
-        found = []
-        for i, http in enumerate(vs["spec"].get("http") or []):
-            if self.only and http.get("name") not in self.only:
-                continue
-            dests = http.get("route") or []
-            if any(self._host(d) in (self.stable, self.canary) for d in dests):
-                found.append((i, dests))
-        if not found:
-            raise RouterError(f"VirtualService {self.namespace}/{self.name} has no http route to host {self.stable}"
-                              + (f" among routes {sorted(self.only)}" if self.only else "")
-                              + "; add one so the operator can split its traffic")
-        return found
-
     def get_weight(self) -> int | None:
-        weights = set()
-        for _, dests in self._routes(self._vs()):
-            stable = sum(d.get("weight", 0) for d in dests if self._host(d) == self.stable)
-            canary = sum(d.get("weight", 0) for d in dests if self._host(d) == self.canary)
-            if stable + canary == 0:
-                return 0 if any(self._host(d) == self.stable for d in dests) else None
-            weights.add(round(100 * canary / (stable + canary)))
-        return weights.pop() if len(weights) == 1 else None
+        lists = self._lists(self._existing())
+        weight = read_weight(lists, self._is_stable, self._is_canary, DEFAULT_WEIGHT)
+        if weight is None and all(not any(self._is_canary(d) for d in b.entries) for b in lists):
+            return 0  # only the stable destination, unweighted: all traffic is stable's
+        return weight
 
     def set_weight(self, canary_weight: int) -> None:
-        vs = self._vs()
-        ops: list[JSON] = [{"op": "test", "path": "/metadata/resourceVersion",
-                            "value": vs["metadata"]["resourceVersion"]}]
-        for i, dests in self._routes(vs):
-            base = f"/spec/http/{i}/route"
-            for j, dest in enumerate(dests):
-                if self._host(dest) == self.stable:
-                    ops.append({"op": "add", "path": f"{base}/{j}/weight", "value": 100 - canary_weight})
-                elif self._host(dest) == self.canary:
-                    ops.append({"op": "add", "path": f"{base}/{j}/weight", "value": canary_weight})
-            if not any(self._host(d) == self.canary for d in dests):
-                stable = next(d for d in dests if self._host(d) == self.stable)
-                destination = {**stable["destination"], "host": self.canary}
-                ops.append({"op": "add", "path": f"{base}/-",
-                            "value": {"destination": destination, "weight": canary_weight}})
+        vs = self._existing()
+
+        def canary_destination(stable: JSON) -> JSON:
+            return {"destination": {**stable["destination"], "host": self.canary}}
+
+        ops = set_ops(vs["metadata"]["resourceVersion"], self._lists(vs), self._is_stable, self._is_canary,
+                      canary_weight, canary_destination)
         self.kube.json_patch(API_VERSION, "VirtualService", self.namespace, self.name, ops)
 
     def verify(self, canary_weight: int) -> bool | None:
         return self.get_weight() == canary_weight
 
     def finalize(self) -> None:
-        vs = self.kube.get(API_VERSION, "VirtualService", self.namespace, self.name)
+        vs = self._vs()
         if vs is None:
             return
-        ops: list[JSON] = [{"op": "test", "path": "/metadata/resourceVersion",
-                            "value": vs["metadata"]["resourceVersion"]}]
-        for i, dests in self._routes(vs):
-            for j in reversed(range(len(dests))):
-                if self._host(dests[j]) == self.canary:
-                    ops.append({"op": "remove", "path": f"/spec/http/{i}/route/{j}"})
-                elif self._host(dests[j]) == self.stable:
-                    ops.append({"op": "add", "path": f"/spec/http/{i}/route/{j}/weight", "value": 100})
+        ops = finalize_ops(vs["metadata"]["resourceVersion"], self._lists(vs), self._is_stable, self._is_canary)
         self.kube.json_patch(API_VERSION, "VirtualService", self.namespace, self.name, ops)
