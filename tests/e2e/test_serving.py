@@ -37,6 +37,10 @@ def test_apply_serves_the_model(cluster, namespace, operator):
     out = cli(cluster, "status", MD, "-n", namespace)
     assert out.returncode == 0, out.stderr
     assert "Healthy" in out.stdout and "revision 1 (model 1)" in out.stdout and "3/3 ready" in out.stdout
+    # and a name that does not exist gets a clear error
+    missing = cli(cluster, "history", "no-such-model", "-n", namespace)
+    assert missing.returncode == 1
+    assert f"ModelDeployment 'no-such-model' not found in namespace '{namespace}'" in missing.stderr
 
 
 def test_new_model_version_rolls_out_as_revision_2(cluster, namespace, operator):

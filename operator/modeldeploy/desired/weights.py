@@ -1,10 +1,12 @@
 """Canary arithmetic: how a traffic weight becomes pod counts.
 
 With the replicas router (no mesh) a weight is the share of Ready pods behind
-the one Service. The canary gets ceil(N * w / 100) of the N pods (at least one
-for any w > 0), and the stable revision gives up a pod only once a canary pod
-has become Ready in its place, so serving capacity never drops below N. The
-effective share is canary / N: on 3 replicas a 10% step serves about 33%.
+the one Service. Below 100% the canary gets the nearest whole number of the N
+pods, at least one and at most N - 1, so the stable revision always keeps a
+pod; it gives up a pod only once a canary pod has become Ready in its place, so
+serving capacity never drops below N. The effective share is canary / N: on 3
+replicas a 10% step serves about 33%. With a single replica the canary's pod
+comes in addition to the stable one (50%).
 With a mesh router the weight is exact on the route, and the stable revision
 keeps all N pods while the canary gets its proportional share.
 """
@@ -15,16 +17,23 @@ import math
 
 
 def canary_pods(total: int, weight: int) -> int:
-    """Canary pods for a weight: proportional, rounded up, at least one when any traffic goes there."""
+    """Canary pods for a weight: the nearest share of N, at least one, and all N only at 100%."""
     if weight <= 0 or total <= 0:
         return 0
-    return min(total, max(1, math.ceil(total * weight / 100)))
+    if weight >= 100:
+        return total
+    if total == 1:
+        return 1  # beside the one stable pod, not instead of it
+    return min(total - 1, max(1, math.floor(total * weight / 100 + 0.5)))
 
 
 def replicas_split(total: int, weight: int, canary_ready: int) -> tuple[int, int]:
-    """(stable, canary) pod counts for the replicas router; stable shrinks only behind Ready canaries."""
+    """(stable, canary) pod counts for the replicas router; stable shrinks only behind Ready canaries,
+    and keeps at least one pod until the canary takes all the traffic."""
     canary = canary_pods(total, weight)
     stable = total - min(canary, canary_ready)
+    if weight < 100:
+        stable = max(stable, 1)
     return stable, canary
 
 
