@@ -53,6 +53,12 @@ def kustomize(cluster: Any, path: Path) -> list[dict[str, Any]]:
     return load(cluster.kubectl("kustomize", str(path)).stdout)
 
 
+def name_suffix() -> str:
+    """A unique `nameSuffix`. It starts with a letter: an all-hex one such as `-5512e0` reads as a number
+    to kustomize's YAML 1.2 parser (PyYAML's 1.1 dumper leaves it unquoted) and fails the kustomization."""
+    return f"-s{secrets.token_hex(3)}"
+
+
 def customised(cluster: Any, workdir: Path, base: Path, namespace: str, suffix: str) -> list[dict[str, Any]]:
     """`base` as a user's own kustomization would use it: `namespace:` and `nameSuffix:` set."""
     here = workdir / f"kustomization{suffix}"
@@ -277,7 +283,7 @@ def test_kubectl_apply_k_installs_the_operator(cluster, crd):
 
 def test_the_namespaced_overlay_installs_into_the_namespace_it_serves(cluster, crd, namespace, tmp_path):
     cluster.kubectl("label", "namespace", namespace, RESTRICTED)
-    suffix = f"-{secrets.token_hex(3)}"
+    suffix = name_suffix()
     docs = [d for d in customised(cluster, tmp_path, OVERLAY, namespace, suffix)
             if d["kind"] != "CustomResourceDefinition"]
     try:
@@ -380,7 +386,7 @@ def identity(request, cluster, crd, namespace, tmp_path) -> Iterator[Identity]:
     """The operator's ServiceAccount and RBAC exactly as shipped (manifests/ or overlays/namespaced), made in
     this test's namespace under unique names, and a kubeconfig holding only a token minted for it."""
     base = MANIFESTS if request.param == "cluster-wide" else OVERLAY
-    suffix = f"-{secrets.token_hex(3)}"
+    suffix = name_suffix()
     docs = [d for d in customised(cluster, tmp_path, base, namespace, suffix) if d["kind"] in RBAC_KINDS]
     try:
         cluster.kubectl("apply", "-f", "-", input=dump(docs))
