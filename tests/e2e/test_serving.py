@@ -123,6 +123,14 @@ def test_schema_errors_are_rejected_by_the_api_server(cluster, namespace, crd):
     assert "set exactly one of runtime.image or runtime.preset" in out.stderr
 
 
+def test_kubectl_explain_says_what_a_field_is_for(cluster, crd):
+    # The API server publishes a new schema to OpenAPI a moment after the CRD is Established.
+    out = wait_for(lambda: cluster.kubectl("explain", "modeldeployments.spec.rollout.steps.pause",
+                                           check=False),
+                   timeout=30, message="kubectl explain finds the field", until=lambda p: p.returncode == 0)
+    assert "Wait: for `duration`, or without one until `kubectl modeldeploy promote`" in " ".join(out.stdout.split())
+
+
 @pytest.mark.parametrize(("change", "reason", "says"), [
     ({"runtime": {"preset": "no-such-server"}}, "UnknownRuntimePreset", "spec.runtime.preset"),
     ({"model": {"uri": "s3://models/fraud/v2", "version": "2", "credentialsSecret": "missing-creds"}},

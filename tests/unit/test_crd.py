@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from modeldeploy.api import names
+from modeldeploy.api import names, reference
 from modeldeploy.api.crd import build_crd, render, to_structural
 
 Schema = dict[str, Any]
@@ -235,3 +235,9 @@ def test_committed_crd_is_current() -> None:
     # Same check as `make crds-check`, so a stale file fails the unit tests too.
     assert CRD_FILE.read_text() == render(), "run `make crds` and commit the result"
     assert yaml.safe_load(CRD_FILE.read_text()) == CRD
+
+
+def test_kubectl_explain_describes_every_field_as_the_reference_does() -> None:
+    described = {path: str(node.get("description", "")).strip().removesuffix(".") for path, node in nodes(SCHEMA)}
+    rows = [row for root, model in reference.ROOTS for row in reference.rows(root, model)]
+    assert [r.path for r in rows if described.get("." + r.path) != r.description] == []

@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel
 
 from modeldeploy.api import names
+from modeldeploy.api.descriptions import NOTES
 from modeldeploy.api.spec import ModelDeploymentSpec
 from modeldeploy.api.status import ModelDeploymentStatus
 
@@ -45,9 +46,23 @@ def to_structural(json_schema: Schema) -> Schema:
     return _convert(json_schema, json_schema.get("$defs", {}))
 
 
-def openapi_schema(model: type[BaseModel]) -> Schema:
-    """The structural OpenAPI v3 schema of a model, by its camelCase aliases."""
-    return to_structural(model.model_json_schema(by_alias=True))
+def openapi_schema(model: type[BaseModel], root: str) -> Schema:
+    """The structural OpenAPI v3 schema of a model, by its camelCase aliases, described for `kubectl explain`."""
+    schema = to_structural(model.model_json_schema(by_alias=True))
+    _describe(schema, root)
+    return schema
+
+
+def _describe(node: Schema, path: str) -> None:
+    """Give the fields listed in NOTES their description (in place); it replaces the docstring of the model
+    a field holds, which says what the model is rather than what the field is for."""
+    for name, prop in node.get("properties", {}).items():
+        field = f"{path}.{name}"
+        if field in NOTES:
+            prop["description"] = NOTES[field]
+        _describe(prop, field)
+    if "items" in node:
+        _describe(node["items"], f"{path}[]")
 
 
 def _convert(node: Schema, defs: dict[str, Schema]) -> Schema:
@@ -118,7 +133,7 @@ def _additional_properties(value: bool | Schema, defs: dict[str, Schema]) -> Sch
 
 def status_schema() -> Schema:
     """The status schema, with room for kopf's own state."""
-    schema = openapi_schema(ModelDeploymentStatus)
+    schema = openapi_schema(ModelDeploymentStatus, "status")
     # kopf keeps its handler progress in status.kopf (DESIGN.md), which would otherwise be pruned.
     schema["properties"]["kopf"] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
     return schema
@@ -133,7 +148,7 @@ def root_schema() -> Schema:
             "apiVersion": {"type": "string"},
             "kind": {"type": "string"},
             "metadata": {"type": "object"},
-            "spec": openapi_schema(ModelDeploymentSpec),
+            "spec": openapi_schema(ModelDeploymentSpec, "spec"),
             "status": status_schema(),
         },
         "required": ["spec"],
