@@ -75,7 +75,24 @@ class Kube:
         selector = f"{names.LABEL_MANAGED_BY}={names.MANAGED_BY},{names.LABEL_MD}={md}"
         return self.find(api_version, kind, namespace, selector)
 
+    def served(self, api_version: str) -> set[str]:
+        """The plurals the API server serves under a group version (empty when it serves none)."""
+        try:
+            found: JSON = self._call("GET", f"/apis/{api_version}")
+        except ApiException as exc:
+            if exc.status == 404:
+                return set()
+            raise
+        return {r["name"] for r in found.get("resources", [])}
+
     # -- writes ------------------------------------------------------------------
+    def create(self, manifest: JSON) -> JSON:
+        """Create an object; a 409 (it exists) is the caller's to handle."""
+        meta = manifest["metadata"]
+        out: JSON = self._call("POST", kind_of(manifest["apiVersion"], manifest["kind"]).collection(
+            meta.get("namespace", "")), body=manifest)
+        return out
+
     def apply(self, manifest: JSON) -> JSON:
         """Server-side apply under the operator's field manager; it takes back fields edited by hand."""
         meta = manifest["metadata"]

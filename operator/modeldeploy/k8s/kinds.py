@@ -10,11 +10,13 @@ class Kind:
     api_version: str
     kind: str
     plural: str
+    namespaced: bool = True
 
     def collection(self, namespace: str) -> str:
-        """The namespaced collection path, e.g. /apis/apps/v1/namespaces/ns/deployments."""
+        """The collection path, e.g. /apis/apps/v1/namespaces/ns/deployments; a cluster-scoped kind ignores
+        `namespace`."""
         prefix = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
-        return f"{prefix}/namespaces/{namespace}/{self.plural}"
+        return f"{prefix}/namespaces/{namespace}/{self.plural}" if self.namespaced else f"{prefix}/{self.plural}"
 
     def path(self, namespace: str, name: str, sub: str = "") -> str:
         """The path of one object, or of one of its subresources."""
@@ -34,6 +36,8 @@ _KINDS = [
     Kind("modeldeploy.dev/v1alpha1", "ModelDeployment", "modeldeployments"),
     Kind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes"),
     Kind("networking.istio.io/v1", "VirtualService", "virtualservices"),
+    Kind("kopf.dev/v1", "KopfPeering", "kopfpeerings"),
+    Kind("kopf.dev/v1", "ClusterKopfPeering", "clusterkopfpeerings", namespaced=False),
 ]
 KINDS = {(k.api_version, k.kind): k for k in _KINDS}
 

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import kubernetes.client
 from kubernetes.client.rest import ApiException
 
 from modeldeploy.k8s.client import Kube
 
 JSON = dict[str, Any]
 GROUP = "kopf.dev"
-VERSION = "v1"
-NAMESPACED = "kopfpeerings"  # kind KopfPeering: for operators of some namespaces
-CLUSTER = "clusterkopfpeerings"  # kind ClusterKopfPeering: for operators of the whole cluster
+API_VERSION = f"{GROUP}/v1"
 CRD_FILE = "crds/kopf-peering.yaml"
 
 
@@ -25,24 +22,22 @@ class PeeringError(Exception):
     """The peering cannot work as asked; the message says what to install or grant."""
 
 
+def _kind(namespace: str | None) -> str:
+    # KopfPeering serves operators of some namespaces, ClusterKopfPeering operators of the whole cluster.
+    return "ClusterKopfPeering" if namespace is None else "KopfPeering"
+
+
 def _plural(namespace: str | None) -> str:
-    return CLUSTER if namespace is None else NAMESPACED
+    return "clusterkopfpeerings" if namespace is None else "kopfpeerings"
 
 
 def _where(name: str, namespace: str | None) -> str:
-    return (f"ClusterKopfPeering {name!r}" if namespace is None
-            else f"KopfPeering {name!r} in namespace {namespace!r}")
+    return f"{_kind(namespace)} {name!r}" + ("" if namespace is None else f" in namespace {namespace!r}")
 
 
 def served(kube: Kube) -> set[str]:
     """The plurals the API server serves under kopf.dev/v1 (empty when the CRDs are not installed)."""
-    try:
-        found = kubernetes.client.CustomObjectsApi(kube.api).get_api_resources(GROUP, VERSION)
-    except ApiException as exc:
-        if exc.status == 404:
-            return set()
-        raise
-    return {r.name for r in (found.resources or [])}
+    return kube.served(API_VERSION)
 
 
 def require_crd(kube: Kube, namespace: str | None) -> None:
@@ -55,16 +50,9 @@ def require_crd(kube: Kube, namespace: str | None) -> None:
 
 def get(kube: Kube, name: str, namespace: str | None) -> JSON | None:
     """One peering object, or None when it does not exist."""
-    api = kubernetes.client.CustomObjectsApi(kube.api)
     try:
-        if namespace is None:
-            obj: Any = api.get_cluster_custom_object(GROUP, VERSION, CLUSTER, name)
-        else:
-            obj = api.get_namespaced_custom_object(GROUP, VERSION, namespace, NAMESPACED, name)
-        return dict(obj)
+        return kube.get(API_VERSION, _kind(namespace), namespace or "", name)
     except ApiException as exc:
-        if exc.status == 404:
-            return None
         if exc.status == 403:
             raise PeeringError(f"cannot read {_where(name, namespace)}: forbidden; grant the operator "
                                f"get, list, watch, patch on {_plural(namespace)}.{GROUP}") from exc
@@ -76,20 +64,15 @@ def ensure(kube: Kube, name: str, namespace: str | None) -> JSON:
     found = get(kube, name, namespace)
     if found is not None:
         return found
-    api = kubernetes.client.CustomObjectsApi(kube.api)
-    body: JSON = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ClusterKopfPeering" if namespace is None
-                  else "KopfPeering", "metadata": {"name": name}}
+    body: JSON = {"apiVersion": API_VERSION, "kind": _kind(namespace),
+                  "metadata": {"name": name, **({} if namespace is None else {"namespace": namespace})}}
     try:
-        if namespace is None:
-            created: Any = api.create_cluster_custom_object(GROUP, VERSION, CLUSTER, body)
-        else:
-            created = api.create_namespaced_custom_object(GROUP, VERSION, namespace, NAMESPACED, body)
-        return dict(created)
+        return kube.create(body)
     except ApiException as exc:
         if exc.status == 409:  # another replica made it meanwhile
             return get(kube, name, namespace) or body
         if exc.status == 403:
             raise PeeringError(f"{_where(name, namespace)} does not exist and the operator may not create "
-                               f"it; create it (apiVersion {GROUP}/{VERSION}, no spec) or grant create on "
+                               f"it; create it (apiVersion {API_VERSION}, no spec) or grant create on "
                                f"{_plural(namespace)}.{GROUP}") from exc
         raise
