@@ -174,6 +174,7 @@ def test_a_reconcile_with_nothing_to_change_writes_nothing(cluster, namespace, o
     holds_for(lambda: status(cluster, namespace).get("phase") == "Healthy", duration=2, message="settled")
     before = _resource_versions(cluster, namespace)
     writes = operator.metric("modeldeploy_api_writes_total")
+    reads = operator.metric("modeldeploy_api_reads_total")
     unchanged = operator.metric("modeldeploy_reconciles_total", result="unchanged")
     # When a child changes in a way that needs nothing (a label someone adds)
     cluster.kubectl("label", "service", MD, "team=risk", "-n", namespace)
@@ -185,6 +186,7 @@ def test_a_reconcile_with_nothing_to_change_writes_nothing(cluster, namespace, o
     changed = {k for k in before if after.get(k) != before[k]}
     assert changed == {f"Service/{MD}"}
     assert operator.metric("modeldeploy_api_writes_total") == writes
+    assert operator.metric("modeldeploy_api_reads_total") > reads  # it did look
 
 
 @pytest.mark.parametrize("kill_after", [0.0, 0.15, 0.4], ids=["at-once", "150ms", "400ms"])

@@ -148,6 +148,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import prometheus_client
 
     from modeldeploy.desired.settings import Settings
+    from modeldeploy.handlers import metrics
     from modeldeploy.handlers import operator as handlers
 
     _setup_logging(args.verbose, args.log_format)
@@ -161,6 +162,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = Settings(storage_initializer_image=args.storage_initializer_image)
     peering = _peering(args, kube)
     if args.metrics_port:
+        metrics.count_requests(kube)
         prometheus_client.start_http_server(args.metrics_port)
     liveness = f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None
     memo = handlers.make_memo(kube, settings, peering)

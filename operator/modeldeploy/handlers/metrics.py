@@ -2,15 +2,39 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from collections.abc import Iterator
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+
+from modeldeploy.k8s.client import Kube
 
 RECONCILES = Counter("modeldeploy_reconciles_total", "Reconciles by result", ["result"])
 RECONCILE_SECONDS = Histogram("modeldeploy_reconcile_duration_seconds", "Time one reconcile takes",
                               buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
-API_WRITES = Counter("modeldeploy_api_writes_total", "Write requests sent to the API server")
 ROLLOUTS = Counter("modeldeploy_rollouts_total", "Finished rollouts by outcome (Promoted, RolledBack, Aborted)",
                    ["outcome"])
 CANARY_WEIGHT = Gauge("modeldeploy_canary_weight", "Current canary weight of each ModelDeployment, percent",
                       ["namespace", "name"])
 PHASE = Gauge("modeldeploy_phase", "1 for the current phase of each ModelDeployment",
               ["namespace", "name", "phase"])
+
+
+class ApiRequests(Collector):
+    """Requests the operator's client has sent, read from its own counters at scrape time: exact, however many
+    reconciles run at once, and including those made outside a reconcile (peering, start-up)."""
+
+    def __init__(self, kube: Kube) -> None:
+        self.kube = kube
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        yield CounterMetricFamily("modeldeploy_api_writes", "Write requests sent to the API server",
+                                  value=self.kube.writes)
+        yield CounterMetricFamily("modeldeploy_api_reads", "Read requests (GET) sent to the API server",
+                                  value=self.kube.reads)
+
+
+def count_requests(kube: Kube) -> None:
+    """Export the client's request counters (once per process)."""
+    REGISTRY.register(ApiRequests(kube))

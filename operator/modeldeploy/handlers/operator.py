@@ -35,10 +35,7 @@ def make_memo(kube: Kube, settings: Settings, peering: Peering | None = None) ->
     memo = kopf.Memo(kube=kube, settings=settings, peering=peering)
 
     async def run(namespace: str, name: str) -> Result:
-        before = kube.writes
-        result = await asyncio.to_thread(reconcile, kube, namespace, name, settings)
-        metrics.API_WRITES.inc(kube.writes - before)
-        return result
+        return await asyncio.to_thread(reconcile, kube, namespace, name, settings)
 
     def observe(key: Key, result: Result | None, error: BaseException | None) -> None:
         if error is not None or result is None:

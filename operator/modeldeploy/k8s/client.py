@@ -17,12 +17,20 @@ JSON = dict[str, Any]
 
 
 class Kube:
-    """The operator's API client; counts its writes so a no-op reconcile can be shown to make none."""
+    """The operator's API client. It counts its requests: in total (for the operator's metrics) and per
+    thread, so a reconcile, which runs in one thread while others run beside it, counts only its own."""
 
     def __init__(self, api: kubernetes.client.ApiClient) -> None:
         self.api = api
+        self.reads = 0
         self.writes = 0
         self._lock = threading.Lock()
+        self._mine = threading.local()
+
+    @property
+    def writes_here(self) -> int:
+        """Writes sent from the calling thread."""
+        return int(getattr(self._mine, "writes", 0))
 
     @classmethod
     def connect(cls, kubeconfig: str | None = None) -> Kube:
@@ -41,9 +49,13 @@ class Kube:
         headers = {"Accept": "application/json"}
         if content_type:
             headers["Content-Type"] = content_type
-        if method != "GET":
+        if method == "GET":
+            with self._lock:
+                self.reads += 1
+        else:
             with self._lock:
                 self.writes += 1
+            self._mine.writes = self.writes_here + 1
         serialized = self.api.param_serialize(method, path, query_params=query or [], header_params=headers,
                                               body=body, auth_settings=["BearerToken"])
         response = self.api.call_api(*serialized)

@@ -96,7 +96,7 @@ def measure(observed: Observed, spec: JSON, old: ModelDeploymentStatus) -> Obser
 def reconcile(kube: Kube, namespace: str, name: str, settings: Settings,
               clock: Callable[[], datetime] = _utcnow) -> Result:
     """Bring one ModelDeployment's children and status in line with its spec."""
-    started, writes_before = time.monotonic(), kube.writes
+    started, writes_before = time.monotonic(), kube.writes_here
     md = kube.get(names.API_VERSION, names.KIND, namespace, name)
     if md is None or md["metadata"].get("deletionTimestamp"):
         return Result()  # gone: garbage collection removes the children
@@ -131,7 +131,7 @@ def reconcile(kube: Kube, namespace: str, name: str, settings: Settings,
     phase = plan.status.phase.value if plan.status.phase else None
     return Result(phase=phase, canary_weight=plan.status.canary_weight or 0,
                   events=tuple(e.reason for e in plan.events), requeue_after=plan.requeue_after,
-                  writes=kube.writes - writes_before, seconds=time.monotonic() - started)
+                  writes=kube.writes_here - writes_before, seconds=time.monotonic() - started)
 
 
 def _api_message(exc: ApiException) -> str:
