@@ -10,7 +10,7 @@ CHART := helm/modeldeploy
 KUBECTL := .cluster/bin/kubectl
 HELM := .cluster/bin/helm
 
-.PHONY: demo test unit e2e cluster cluster-down crds crds-check lint venv clean test-deps \
+.PHONY: demo test bench unit e2e cluster cluster-down crds crds-check lint venv clean test-deps \
 	helm-crds helm-check manifests-check
 
 venv: $(VENV)/.installed
@@ -86,6 +86,10 @@ test: venv test-deps crds-check helm-check manifests-check lint cluster
 
 demo: venv cluster
 	$(PY) examples/demo.py
+
+# Speed and memory, printed (not asserted): BENCH_MODELS=200 make bench for a bigger run.
+bench: venv cluster
+	$(PY) tests/bench/bench.py
 
 clean: cluster-down
 	rm -rf $(VENV) .cluster

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import time
 from typing import Any
 
@@ -90,6 +91,22 @@ def test_a_never_ready_canary_is_rolled_back_after_the_deadline(cluster, namespa
     # And it is not retried while the spec stays the same (no flapping)
     holds_for(lambda: deployments(cluster, namespace)[f"{MD}-r2"]["spec"]["replicas"] == 0, duration=4,
               message="the failed revision stays down")
+
+
+def test_a_crash_looping_canary_is_rolled_back_before_its_deadline(cluster, namespace, operator):
+    steps = [{"setWeight": 25}, {"pause": {"duration": "60s"}}]
+    apply(cluster, canary_manifest(namespace, "1", steps))
+    wait_phase(cluster, namespace, "Healthy", stableRevision=1)
+    # When v2's pods crash and restart, long before the 10 min progress deadline
+    bad = canary_manifest(namespace, "2", steps)
+    bad["spec"]["template"] = {"metadata": {"labels": {"sim.modeldeploy.dev/behavior": "crash-loop"}}}
+    apply(cluster, bad)
+    st = wait_phase(cluster, namespace, "Degraded", timeout=60)
+    # Then the restarts alone roll it back: the message names the pod and its count
+    assert st["stableRevision"] == 1 and st.get("canaryRevision") is None
+    assert re.search(r"pod fraud-r2-\S+ restarted \d+ times \(limit 3\): crash-looping", st["message"]), st["message"]
+    wait_for(lambda: deployments(cluster, namespace)[f"{MD}-r2"]["status"].get("replicas", 0), timeout=15,
+             until=lambda n: n == 0, message="crash-looping pods gone")
 
 
 def test_a_failing_error_rate_rolls_back_within_one_interval(cluster, namespace, operator, prometheus):

@@ -15,13 +15,15 @@ from modeldeploy.desired.settings import Settings
 from modeldeploy.handlers import metrics
 from modeldeploy.handlers.peering import LIFETIME, Peering
 from modeldeploy.handlers.queue import Coalescer, Key
+from modeldeploy.handlers.restarts import RestartCounts
 from modeldeploy.k8s.client import Kube
 from modeldeploy.reconcile.core import Result, reconcile
+from modeldeploy.reconcile.observe import pod_restarts
 
 log = logging.getLogger("modeldeploy.handlers")
 MANAGED = {names.LABEL_MANAGED_BY: names.MANAGED_BY}
-# Children whose changes can need a reconcile of their ModelDeployment.
-CHILDREN = [("apps", "v1", "deployments"), ("", "v1", "services"), ("", "v1", "pods"),
+# Children whose changes can need a reconcile of their ModelDeployment (pods: only a restart, see pod_changed).
+CHILDREN = [("apps", "v1", "deployments"), ("", "v1", "services"),
             ("autoscaling", "v2", "horizontalpodautoscalers"), ("policy", "v1", "poddisruptionbudgets"),
             ("apps", "v1", "controllerrevisions")]
 
@@ -32,7 +34,7 @@ def make_memo(kube: Kube, settings: Settings, peering: Peering | None = None) ->
     With peering (several replicas), the queue asks it before every reconcile, so a
     standby replica's own timers cannot act either (kopf pauses only its watches).
     """
-    memo = kopf.Memo(kube=kube, settings=settings, peering=peering)
+    memo = kopf.Memo(kube=kube, settings=settings, peering=peering, restarts=RestartCounts())
 
     async def run(namespace: str, name: str) -> Result:
         return await asyncio.to_thread(reconcile, kube, namespace, name, settings)
@@ -101,3 +103,13 @@ def _child_handler(group: str, version: str, plural: str) -> None:
 
 for _group, _version, _plural in CHILDREN:
     _child_handler(_group, _version, _plural)
+
+
+@kopf.on.event("", "v1", "pods", labels=MANAGED, id="child-pods")
+async def pod_changed(event: Mapping[str, Any], uid: str | None, namespace: str | None, labels: Mapping[str, str],
+                      memo: Any, **_: Any) -> None:
+    # Only a restart counts (see handlers/restarts.py); readiness arrives with the Deployment's status.
+    owner = labels.get(names.LABEL_MD)
+    if uid and memo.restarts.rose(uid, event.get("type"), pod_restarts(event.get("object") or {})) and owner \
+            and namespace:
+        await memo.queue.trigger(namespace, owner)

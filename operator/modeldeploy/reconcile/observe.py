@@ -22,14 +22,20 @@ def _revision_of(obj: JSON) -> int | None:
         return None
 
 
+def pod_restarts(pod: JSON) -> int:
+    """The highest restart count among a pod's containers, init containers included. Pods matter to the
+    reconcile for this alone: how many are Ready, their Deployment's status says."""
+    st = pod.get("status") or {}
+    return max((int(cs.get("restartCount", 0))
+                for cs in (st.get("containerStatuses") or []) + (st.get("initContainerStatuses") or [])), default=0)
+
+
 def _restarts(pods: list[JSON]) -> tuple[int, str]:
     """The highest container restart count among pods, and that pod's name."""
     best, who = 0, ""
     for pod in pods:
-        st = pod.get("status", {})
-        for cs in (st.get("containerStatuses") or []) + (st.get("initContainerStatuses") or []):
-            if cs.get("restartCount", 0) > best:
-                best, who = cs["restartCount"], pod["metadata"]["name"]
+        if (count := pod_restarts(pod)) > best:
+            best, who = count, pod["metadata"]["name"]
     return best, who
 
 
