@@ -210,22 +210,26 @@ class OperatorProcess:
                 self.proc.kill()
                 self.proc.wait(10)
 
-    def metric(self, metric_name: str, /, **labels: str) -> float:
-        """The current value of one of its Prometheus metrics (0 when absent)."""
+    def series(self, metric_name: str) -> dict[str, float]:
+        """Every exported series of one of its Prometheus metrics: sorted `k="v"` labels -> value."""
         import urllib.request
 
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
             text = r.read().decode()
-        want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        out: dict[str, float] = {}
         for line in text.splitlines():
             if line.startswith("#"):
                 continue
             key, _, value = line.rpartition(" ")
             metric, _, rest = key.partition("{")
-            got = ",".join(sorted(rest.rstrip("}").split(","))) if rest else ""
-            if metric == metric_name and got == want:
-                return float(value)
-        return 0.0
+            if metric == metric_name:
+                out[",".join(sorted(rest.rstrip("}").split(","))) if rest else ""] = float(value)
+        return out
+
+    def metric(self, metric_name: str, /, **labels: str) -> float:
+        """The current value of one of its Prometheus metrics (0 when absent)."""
+        want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        return self.series(metric_name).get(want, 0.0)
 
 
 @pytest.fixture

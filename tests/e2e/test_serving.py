@@ -102,6 +102,7 @@ def test_an_autoscaler_owns_replicas(cluster, namespace, operator):
 def test_deleting_the_modeldeployment_removes_every_child(cluster, namespace, operator):
     apply(cluster, manifest(namespace))
     wait_phase(cluster, namespace, "Healthy")
+    assert operator.metric("modeldeploy_phase", namespace=namespace, name=MD, phase="Healthy") == 1
     cluster.kubectl("delete", "modeldeployment", MD, "-n", namespace)
 
     def leftovers() -> list[str]:
@@ -111,6 +112,14 @@ def test_deleting_the_modeldeployment_removes_every_child(cluster, namespace, op
         return [n for n in (out.stdout + rs.stdout).split() if n]
 
     wait_for(leftovers, timeout=30, message="every child is garbage-collected", until=lambda left: not left)
+    # And its metric series go too: no dashboard shows a deleted model as Healthy
+    mine = f'name="{MD}"'
+
+    def its_series() -> list[str]:
+        return [labels for metric in ("modeldeploy_phase", "modeldeploy_canary_weight")
+                for labels in operator.series(metric) if mine in labels]
+
+    wait_for(its_series, timeout=10, message="its metric series are dropped", until=lambda left: not left)
 
 
 def test_schema_errors_are_rejected_by_the_api_server(cluster, namespace, crd):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
+from modeldeploy.api.status import Phase
 from modeldeploy.k8s.client import Kube
 
 RECONCILES = Counter("modeldeploy_reconciles_total", "Reconciles by result", ["result"])
@@ -38,3 +40,11 @@ class ApiRequests(Collector):
 def count_requests(kube: Kube) -> None:
     """Export the client's request counters (once per process)."""
     REGISTRY.register(ApiRequests(kube))
+
+
+def forget(namespace: str, name: str) -> None:
+    """Drop a deleted ModelDeployment's series, so no dashboard or alert sees it serving after it is gone."""
+    series = [(CANARY_WEIGHT, (namespace, name))] + [(PHASE, (namespace, name, p.value)) for p in Phase]
+    for gauge, labels in series:
+        with contextlib.suppress(KeyError):  # never exported
+            gauge.remove(*labels)

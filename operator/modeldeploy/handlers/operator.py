@@ -44,6 +44,9 @@ def make_memo(kube: Kube, settings: Settings, peering: Peering | None = None) ->
             metrics.RECONCILES.labels("error").inc()
             return
         metrics.RECONCILES.labels("changed" if result.writes else "unchanged").inc()
+        if result.gone:
+            metrics.forget(*key)
+            return
         metrics.RECONCILE_SECONDS.observe(result.seconds)
         metrics.CANARY_WEIGHT.labels(key[0], key[1]).set(result.canary_weight)
         for reason in result.events:
@@ -85,12 +88,14 @@ async def modeldeployment_changed(namespace: str | None, name: str, memo: Any, *
         await memo.queue.trigger(namespace, name)
 
 
-@kopf.on.delete(names.GROUP, names.VERSION, names.PLURAL, id="forget-on-delete", optional=True)
-async def modeldeployment_deleted(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
-    # optional=True: no finalizer; ownerReferences let the garbage collector
-    # remove the children.
-    if namespace:
+@kopf.on.event(names.GROUP, names.VERSION, names.PLURAL, id="forget-when-gone")
+async def modeldeployment_gone(event: Mapping[str, Any], namespace: str | None, name: str, memo: Any,
+                               **_: Any) -> None:
+    # The DELETED watch event, not kopf.on.delete: that one runs only while a finalizer holds the object, and
+    # the operator adds none (ownerReferences let the garbage collector remove the children).
+    if event.get("type") == "DELETED" and namespace:
         memo.queue.forget(namespace, name)
+        metrics.forget(namespace, name)
 
 
 def _child_handler(group: str, version: str, plural: str) -> None:

@@ -73,7 +73,10 @@ class Coalescer:
         self._failures.pop(key, None)
         if self._observe:
             self._observe(key, result, None)
-        self._schedule(key, result.requeue_after)
+        if result.gone:
+            self.forget(*key)
+        else:
+            self._schedule(key, result.requeue_after)
 
     def _schedule(self, key: Key, delay: float | None) -> None:
         old = self._timers.pop(key, None)
@@ -85,7 +88,16 @@ class Coalescer:
         self._timers[key] = loop.call_later(max(delay, 0.05), lambda: asyncio.ensure_future(self.trigger(*key)))
 
     def forget(self, namespace: str, name: str) -> None:
-        """Drop timers of a deleted object."""
-        timer = self._timers.pop((namespace, name), None)
+        """Drop what is kept for a deleted object: its timer, failure count and (when idle) its lock."""
+        key = (namespace, name)
+        timer = self._timers.pop(key, None)
         if timer is not None:
             timer.cancel()
+        self._failures.pop(key, None)
+        lock = self._locks.get(key)
+        if lock is not None and not lock.locked() and key not in self._pending:
+            del self._locks[key]
+
+    def __len__(self) -> int:
+        """Objects it keeps anything for."""
+        return len(self._locks.keys() | self._timers.keys() | self._failures.keys())

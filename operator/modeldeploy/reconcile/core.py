@@ -40,6 +40,7 @@ class Result:
     requeue_after: float | None = None
     writes: int = 0
     seconds: float = 0.0
+    gone: bool = False  # the ModelDeployment no longer exists (or is being deleted)
 
 
 def _utcnow() -> datetime:
@@ -99,7 +100,7 @@ def reconcile(kube: Kube, namespace: str, name: str, settings: Settings,
     started, writes_before = time.monotonic(), kube.writes_here
     md = kube.get(names.API_VERSION, names.KIND, namespace, name)
     if md is None or md["metadata"].get("deletionTimestamp"):
-        return Result()  # gone: garbage collection removes the children
+        return Result(gone=True)  # garbage collection removes the children
     observed, live = observe(kube, md, clock())
     old = parse_status(md.get("status"))
     spec = md.get("spec") or {}
