@@ -102,9 +102,10 @@ def test_a_crash_looping_canary_is_rolled_back_before_its_deadline(cluster, name
     bad["spec"]["template"] = {"metadata": {"labels": {"sim.modeldeploy.dev/behavior": "crash-loop"}}}
     apply(cluster, bad)
     st = wait_phase(cluster, namespace, "Degraded", timeout=60)
-    # Then the restarts alone roll it back: the message names the pod and its count
+    # Then the restarts alone roll it back: the message names the pod, its count and how the container ended
     assert st["stableRevision"] == 1 and st.get("canaryRevision") is None
-    assert re.search(r"pod fraud-r2-\S+ restarted \d+ times \(limit 3\): crash-looping", st["message"]), st["message"]
+    assert re.search(r"pod fraud-r2-\S+ restarted \d+ times \(limit 3\): crash-looping; "
+                     r"container server last exited 1 \(Error\)", st["message"]), st["message"]
     wait_for(lambda: deployments(cluster, namespace)[f"{MD}-r2"]["status"].get("replicas", 0), timeout=15,
              until=lambda n: n == 0, message="crash-looping pods gone")
 

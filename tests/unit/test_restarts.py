@@ -1,9 +1,9 @@
-"""Only a pod restart is worth a reconcile; the other pod events are not."""
+"""Pod restarts: only a rise is worth a reconcile, and a crash loop is told with the container and its exit."""
 
 from __future__ import annotations
 
 from modeldeploy.handlers.restarts import RestartCounts
-from modeldeploy.reconcile.observe import pod_restarts
+from modeldeploy.reconcile.observe import deployments, last_exit, pod_restarts
 
 
 def pod(*counts: int, init: tuple[int, ...] = ()) -> dict:
@@ -33,3 +33,33 @@ def test_a_deleted_pod_is_forgotten() -> None:
     seen.rose("a", "MODIFIED", 5)
     assert seen.rose("a", "DELETED", 5) is False
     assert len(seen) == 0
+
+
+def crashed(name: str, restarts: int, **terminated: object) -> dict:
+    return {"name": name, "restartCount": restarts, "lastState": {"terminated": terminated} if terminated else {}}
+
+
+def test_how_a_container_last_ended_is_told_with_its_name() -> None:
+    assert last_exit(crashed("server", 3, exitCode=137, reason="OOMKilled")) == \
+        "container server last exited 137 (OOMKilled)"
+    assert last_exit(crashed("storage-initializer", 2, exitCode=1, reason="Error",
+                             message="403 Forbidden:\n  s3://models/fraud/v9")) == \
+        "container storage-initializer last exited 1 (Error): 403 Forbidden: s3://models/fraud/v9"
+    assert last_exit(crashed("server", 0)) == "container server"
+
+
+def test_the_crash_loop_names_the_pod_and_the_container_that_restarts_most() -> None:
+    pods = [
+        {"metadata": {"name": "fraud-r2-a", "labels": {"modeldeploy.dev/revision": "2"}},
+         "status": {"initContainerStatuses": [crashed("storage-initializer", 4, exitCode=1, reason="Error")],
+                    "containerStatuses": [crashed("server", 0)]}},
+        {"metadata": {"name": "fraud-r2-b", "labels": {"modeldeploy.dev/revision": "2"}},
+         "status": {"containerStatuses": [crashed("server", 1, exitCode=2, reason="Error")]}},
+    ]
+    dep = {"metadata": {"name": "fraud-r2", "generation": 1, "labels": {"modeldeploy.dev/revision": "2"}},
+           "spec": {"replicas": 2}, "status": {"observedGeneration": 1}}
+    facts = deployments([dep], pods)[2]
+    assert (facts.max_restarts, facts.crashing_pod) == (4, "fraud-r2-a")
+    assert facts.crash_loop(5) is None
+    assert facts.crash_loop(3) == ("pod fraud-r2-a restarted 4 times (limit 3): crash-looping; "
+                                   "container storage-initializer last exited 1 (Error)")

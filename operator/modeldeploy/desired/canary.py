@@ -140,9 +140,9 @@ class CanarySteps:
         """Pod health, analysis and deadlines, with numbers; None while the canary may still pass."""
         p = self.p
         f = p.facts(t)
-        limit = p.settings.crash_restart_limit
-        if f is not None and f.max_restarts >= limit:
-            return f"pod {f.crashing_pod} restarted {f.max_restarts} times (limit {limit}): crash-looping"
+        crashing = f.crash_loop(p.settings.crash_restart_limit) if f is not None else None
+        if crashing:
+            return crashing
         a = p.analysis
         failure_limit = p.spec.rollout.analysis.failure_limit if p.spec.rollout.analysis else 0
         if a is not None and a.failed > failure_limit:

@@ -34,6 +34,15 @@ class DeploymentFacts:
     scale_down_at: datetime | None = None
     max_restarts: int = 0  # the highest container restart count of its pods
     crashing_pod: str = ""
+    # How that pod's most restarted container last ended, e.g. "container server last exited 1 (Error)".
+    crash_exit: str = ""
+
+    def crash_loop(self, limit: int) -> str | None:
+        """Why its pods count as crash-looping, with numbers; None below `limit` restarts."""
+        if self.max_restarts < limit:
+            return None
+        exit_text = f"; {self.crash_exit}" if self.crash_exit else ""
+        return f"pod {self.crashing_pod} restarted {self.max_restarts} times (limit {limit}): crash-looping{exit_text}"
 
 
 @dataclass(frozen=True)

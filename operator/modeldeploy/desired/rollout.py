@@ -327,9 +327,9 @@ class _Planner:
     def failure(self, t: int, size: int, started: datetime) -> str | None:
         """Why a rolling-out revision has failed, with numbers; None while it may still succeed."""
         f = self.facts(t)
-        limit = self.settings.crash_restart_limit
-        if f is not None and f.max_restarts >= limit:
-            return f"pod {f.crashing_pod} restarted {f.max_restarts} times (limit {limit}): crash-looping"
+        crashing = f.crash_loop(self.settings.crash_restart_limit) if f is not None else None
+        if crashing:
+            return crashing
         elapsed = (self.now - started).total_seconds()
         deadline = self.spec.rollout.progress_deadline_seconds
         if elapsed >= deadline:

@@ -22,21 +22,38 @@ def _revision_of(obj: JSON) -> int | None:
         return None
 
 
+def _containers(pod: JSON) -> list[JSON]:
+    st = pod.get("status") or {}
+    return (st.get("initContainerStatuses") or []) + (st.get("containerStatuses") or [])
+
+
 def pod_restarts(pod: JSON) -> int:
     """The highest restart count among a pod's containers, init containers included. Pods matter to the
     reconcile for this alone: how many are Ready, their Deployment's status says."""
-    st = pod.get("status") or {}
-    return max((int(cs.get("restartCount", 0))
-                for cs in (st.get("containerStatuses") or []) + (st.get("initContainerStatuses") or [])), default=0)
+    return max((int(cs.get("restartCount", 0)) for cs in _containers(pod)), default=0)
 
 
-def _restarts(pods: list[JSON]) -> tuple[int, str]:
-    """The highest container restart count among pods, and that pod's name."""
-    best, who = 0, ""
+def last_exit(container: JSON) -> str:
+    """How a container last ended, for people: its name, exit code, reason and termination message. The
+    container tells a model download that fails (the storage initializer) from a server that crashes."""
+    ended = (container.get("lastState") or {}).get("terminated") or {}
+    text = f"container {container.get('name', '?')}"
+    if "exitCode" in ended:
+        text += f" last exited {ended['exitCode']}"
+        if ended.get("reason"):
+            text += f" ({ended['reason']})"
+    message = " ".join(str(ended.get("message") or "").split())
+    return text + (f": {message[:200]}" if message else "")
+
+
+def _restarts(pods: list[JSON]) -> tuple[int, str, str]:
+    """The highest container restart count among pods, that pod's name, and how that container last ended."""
+    best, who, how = 0, "", ""
     for pod in pods:
-        if (count := pod_restarts(pod)) > best:
-            best, who = count, pod["metadata"]["name"]
-    return best, who
+        for container in _containers(pod):
+            if (count := int(container.get("restartCount", 0))) > best:
+                best, who, how = count, pod["metadata"]["name"], last_exit(container)
+    return best, who, how
 
 
 def deployments(deps: list[JSON], pods: list[JSON]) -> dict[int, DeploymentFacts]:
@@ -52,7 +69,7 @@ def deployments(deps: list[JSON], pods: list[JSON]) -> dict[int, DeploymentFacts
         if rev is None or dep["metadata"].get("deletionTimestamp"):
             continue
         st = dep.get("status", {})
-        restarts, crashing = _restarts(pods_by_rev.get(rev, []))
+        restarts, crashing, exit_text = _restarts(pods_by_rev.get(rev, []))
         ann = dep["metadata"].get("annotations") or {}
         # Readiness counts only once the Deployment controller has seen its spec.
         fresh = st.get("observedGeneration", 0) >= dep["metadata"].get("generation", 0)
@@ -64,6 +81,7 @@ def deployments(deps: list[JSON], pods: list[JSON]) -> dict[int, DeploymentFacts
             scale_down_at=parse_timestamp(ann.get(names.ANN_SCALE_DOWN_AT)),
             max_restarts=restarts,
             crashing_pod=crashing,
+            crash_exit=exit_text,
         )
     return out
 
