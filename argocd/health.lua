@@ -9,6 +9,8 @@
 --   phase Paused (a pause step, a pause request, spec.paused)          -> Suspended
 --   phase Degraded (rolled back, aborted, stuck) or Failed (bad spec)  -> Degraded
 --   phase Healthy                                                      -> Healthy
+--   but a write the API server refused being retried (condition
+--   Reconciling=True, reason ApplyFailed), whatever the phase          -> Progressing
 -- hs.message is status.message, the operator's one-line summary.
 local hs = {}
 
@@ -28,6 +30,14 @@ if generation ~= nil and status.observedGeneration < generation then
 end
 
 hs.message = status.message or ""
+-- What git asks for is not all applied while a refused write is retried (a quota, a full IP range).
+for _, c in ipairs(status.conditions or {}) do
+  if c.type == "Reconciling" and c.status == "True" and c.reason == "ApplyFailed" then
+    hs.status = "Progressing"
+    return hs
+  end
+end
+
 local phase = status.phase
 if phase == "Healthy" then
   hs.status = "Healthy"

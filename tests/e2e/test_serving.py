@@ -177,6 +177,32 @@ def _resource_versions(cluster: Any, namespace: str) -> dict[str, str]:
             for o in json.loads(out.stdout)["items"]}
 
 
+def test_a_write_the_api_server_refuses_is_reported_and_retried(cluster, namespace, operator):
+    # Given a namespace whose quota allows one Service (the operator makes two)
+    quota = {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "services", "namespace": namespace},
+             "spec": {"hard": {"services": "1"}}}
+    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(quota))
+    apply(cluster, manifest(namespace))
+    # Then status says which object the API server refused and why, and that the operator retries
+    st = wait_for(lambda: status(cluster, namespace), timeout=30, message="status reports the refused write",
+                  until=lambda s: "exceeded quota" in (s.get("message") or ""))
+    assert st["phase"] == "Pending" and st["message"].endswith("; retrying")
+    assert "the API server did not take Service" in st["message"]
+    conditions = {c["type"]: c for c in st["conditions"]}
+    assert conditions["Reconciling"]["status"] == "True" and conditions["Ready"]["reason"] == "ApplyFailed"
+    # ... with one Warning Event, however many retries
+    retries = operator.metric("modeldeploy_reconciles_total", result="error")
+    wait_for(lambda: operator.metric("modeldeploy_reconciles_total", result="error"), timeout=20,
+             until=lambda n: n >= retries + 2, message="two more retries")
+    events = [e for e in get(cluster, namespace, "events")["items"] if e["reason"] == "ApplyFailed"]
+    assert len(events) == 1 and events[0]["type"] == "Warning", events
+    # When the quota is raised, a retry goes through
+    cluster.kubectl("patch", "resourcequota", "services", "-n", namespace, "--type=merge",
+                    "-p", '{"spec": {"hard": {"services": "5"}}}')
+    st = wait_phase(cluster, namespace, "Healthy", timeout=60)
+    assert "retrying" not in st["message"]
+
+
 def test_a_reconcile_with_nothing_to_change_writes_nothing(cluster, namespace, operator):
     apply(cluster, manifest(namespace))
     wait_phase(cluster, namespace, "Healthy")

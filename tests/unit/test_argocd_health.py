@@ -112,6 +112,15 @@ def _with_status(**status: Any) -> dict[str, Any]:
                  id="failed-but-stale"),
     pytest.param({**_with_status(phase="Healthy", message="m"), "metadata": {}}, ("Healthy", "m"),
                  id="no-generation"),
+    pytest.param(_with_status(phase="Healthy", message="the API server did not take Service fraud-canary: 403 "
+                                                  "exceeded quota; retrying",
+                              conditions=[{"type": "Ready", "status": "True", "reason": "ApplyFailed"},
+                                          {"type": "Reconciling", "status": "True", "reason": "ApplyFailed"}]),
+                 ("Progressing", "the API server did not take Service fraud-canary: 403 exceeded quota; retrying"),
+                 id="healthy-retrying-a-refused-write"),
+    pytest.param(_with_status(phase="Healthy", message="ok",
+                              conditions=[{"type": "Reconciling", "status": "False", "reason": "Healthy"}]),
+                 ("Healthy", "ok"), id="healthy-with-conditions"),
 ])
 def test_phase_mapping(obj: dict[str, Any], expected: tuple[str, str]) -> None:
     assert health(obj) == expected

@@ -36,6 +36,7 @@ from modeldeploy.desired.facts import DeploymentFacts, Observed, RevisionRecord
 from modeldeploy.desired.history import Outcome
 from modeldeploy.desired.revision import template_hash
 from modeldeploy.desired.settings import Settings
+from modeldeploy.desired.validity import retrying
 from modeldeploy.reconcile.core import status_body
 
 IN_PROGRESS, FAILED, CURRENT, TERMINATING = "InProgress", "Failed", "Current", "Terminating"
@@ -196,6 +197,11 @@ CASES = {
         lambda: rollout.failed(healthy(), seen(deployment(1, 3), revisions=(R1,)), "TrafficRouterError",
                                "HTTPRoute risk/fraud does not exist").status,
         GENERATION, Phase.FAILED, "TrafficRouterError", FAILED),
+    # A write the API server refused (quota, 5xx) is retried: work in progress, whatever the phase.
+    "healthy-retrying-a-refused-write": (
+        lambda: retrying(healthy(), seen(deployment(1, 3), revisions=(R1,)),
+                         "the API server did not take Service fraud-canary: 403 exceeded quota").status,
+        GENERATION, Phase.HEALTHY, "ApplyFailed", IN_PROGRESS),
     # Healthy for generation 7, but the spec is at generation 8 and not yet seen.
     "healthy-but-stale-generation": (healthy, GENERATION + 1, Phase.HEALTHY, "Healthy", IN_PROGRESS),
 }

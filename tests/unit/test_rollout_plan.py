@@ -839,3 +839,30 @@ def test_revision_history_limit(limit: int, records: tuple[RevisionRecord, ...],
     by_name = {revision_name(MD, r.hash): r.number for r in records}
     assert {by_name[name] for kind, name in deleted(p) if kind == "ControllerRevision"} == pruned
     assert stable not in pruned and not deployed & pruned
+
+
+# -- a write the API server did not take (5xx, quota, conflict): reported, phase kept, retried -----------------
+def test_a_refused_write_keeps_the_phase_and_says_what_failed() -> None:
+    from modeldeploy.desired.validity import retrying
+
+    why = "the API server did not take Service fraud-stable: 403 exceeded quota: services"
+    plan = retrying(HEALTHY_1, observed(ready(1)), why)
+    st = plan.status
+    # What serves still serves: Healthy and Ready stay; the message and one Warning say what failed
+    assert st.phase == Phase.HEALTHY and st.stable_revision == 1
+    assert st.message == why + "; retrying"
+    by_type = {c.type: c for c in st.conditions}
+    assert by_type["Ready"].status == "True" and by_type["Ready"].reason == "ApplyFailed"
+    # kstatus reads the retry as work in progress, not as settled or failed
+    assert by_type["Reconciling"].status == "True" and by_type["Stalled"].status == "False"
+    assert [(e.type, e.reason) for e in plan.events] == [("Warning", "ApplyFailed")]
+    # The same failure again (the next retry) writes no new Event
+    assert retrying(st, observed(ready(1)), why).events == []
+
+
+def test_a_refused_first_write_leaves_a_new_modeldeployment_pending() -> None:
+    from modeldeploy.desired.validity import retrying
+
+    st = retrying(ModelDeploymentStatus(), observed(), "the API server did not take Service fraud: 500 range is full")
+    assert st.status.phase == Phase.PENDING
+    assert "range is full; retrying" in (st.status.message or "")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from modeldeploy.api.status import Condition, ConditionType, Phase
 
+RETRYING = "ApplyFailed"  # the reason while a change the API server did not take is retried
+
 
 def conditions(phase: Phase, reason: str, message: str, generation: int,
                previous: list[Condition], now: str) -> list[Condition]:
@@ -16,7 +18,8 @@ def conditions(phase: Phase, reason: str, message: str, generation: int,
         ConditionType.READY: phase == Phase.HEALTHY,
         ConditionType.PROGRESSING: phase in (Phase.PENDING, Phase.PROGRESSING),
         ConditionType.DEGRADED: phase == Phase.DEGRADED,
-        ConditionType.RECONCILING: phase in (Phase.PENDING, Phase.PROGRESSING),
+        # A change being retried is work in progress whatever the phase.
+        ConditionType.RECONCILING: phase in (Phase.PENDING, Phase.PROGRESSING) or reason == RETRYING,
         # Stuck with nothing the operator can do by itself: kstatus reads it as Failed.
         ConditionType.STALLED: phase == Phase.FAILED or reason == "RolloutStuck",
     }

@@ -9,7 +9,7 @@ from modeldeploy.api.status import ModelDeploymentStatus, Phase
 from modeldeploy.desired import workload
 from modeldeploy.desired.actions import Event, Plan
 from modeldeploy.desired.clock import timestamp
-from modeldeploy.desired.conditions import conditions
+from modeldeploy.desired.conditions import RETRYING, conditions
 from modeldeploy.desired.facts import Observed
 from modeldeploy.desired.runtime import UnknownPreset, resolve
 
@@ -78,4 +78,22 @@ def failed(status: ModelDeploymentStatus, obs: Observed, reason: str, message: s
         plan.events.append(Event("Warning", reason, message))
     if reason in WAITS_FOR_OTHERS:
         plan.requeue_after = RECHECK_SECONDS  # those objects are not watched: look again
+    return plan
+
+
+def retrying(status: ModelDeploymentStatus, obs: Observed, message: str) -> Plan:
+    """A change the API server did not take for a reason of its own (a 5xx, a conflict, a quota, a
+    permission): the phase stays what it was, since what served still serves, and status and one Event
+    say what failed while the operator retries."""
+    phase = status.phase or Phase.PENDING
+    message = f"{message}; retrying"
+    plan = Plan()
+    plan.status = status.model_copy(update={
+        "observed_generation": obs.generation,
+        "phase": phase,
+        "message": message,
+        "conditions": conditions(phase, RETRYING, message, obs.generation, status.conditions, timestamp(obs.now)),
+    })
+    if ready_reason(status) != RETRYING or status.message != message:
+        plan.events.append(Event("Warning", RETRYING, message))
     return plan

@@ -21,6 +21,7 @@ from modeldeploy.desired import rollout
 from modeldeploy.desired.drift import needs_apply
 from modeldeploy.desired.facts import Observed
 from modeldeploy.desired.settings import Settings
+from modeldeploy.desired.validity import retrying
 from modeldeploy.k8s.client import JSON, Kube
 from modeldeploy.reconcile import traffic
 from modeldeploy.reconcile.observe import Live, observe
@@ -65,18 +66,45 @@ def _comparable(status: JSON) -> JSON:
     return {k: v for k, v in status.items() if v is not None and k != "kopf"}
 
 
+class WriteError(Exception):
+    """The API server refused one write of a plan; says which object."""
+
+    def __init__(self, what: str, exc: ApiException) -> None:
+        super().__init__(f"{what}: {exc.status} {_api_message(exc)}")
+        self.what = what
+        self.exc = exc
+
+
 def apply_plan(kube: Kube, md: JSON, plan: rollout.Plan, live: Live) -> None:
     """Send what differs from the live objects; nothing at all when nothing does."""
     ns = md["metadata"]["namespace"]
     for manifest in sorted(plan.apply, key=lambda m: APPLY_ORDER.index(m["kind"])):
+        what = f"{manifest['kind']} {manifest['metadata']['name']}"
         current = live.get((manifest["kind"], manifest["metadata"]["name"]))
         if needs_apply(manifest, current):
-            log.debug("apply %s/%s", manifest["kind"], manifest["metadata"]["name"])
-            kube.apply(manifest)
+            log.debug("apply %s", what)
+            try:
+                kube.apply(manifest)
+            except ApiException as exc:
+                raise WriteError(what, exc) from exc
     for ref in plan.delete:
         if (ref.kind, ref.name) in live:
             log.debug("delete %s/%s", ref.kind, ref.name)
-            kube.delete(ref.api_version, ref.kind, ns, ref.name)
+            try:
+                kube.delete(ref.api_version, ref.kind, ns, ref.name)
+            except ApiException as exc:
+                raise WriteError(f"{ref.kind} {ref.name} (delete)", exc) from exc
+
+
+def report(kube: Kube, md: JSON, plan: rollout.Plan) -> None:
+    """Write the plan's status when it differs from the stored one, then its Events."""
+    meta = md["metadata"]
+    new = status_body(plan.status)
+    if _comparable(new) != _comparable(md.get("status") or {}):
+        kube.patch_status(meta["namespace"], meta["name"], new)
+    for event in plan.events:
+        log.info("%s/%s %s: %s", meta["namespace"], meta["name"], event.reason, event.message)
+        kube.event(md, event.type, event.reason, event.message)
 
 
 def measure(observed: Observed, spec: JSON, old: ModelDeploymentStatus) -> Observed:
@@ -116,19 +144,18 @@ def reconcile(kube: Kube, namespace: str, name: str, settings: Settings,
         traffic.apply_weight(kube, observed.namespace, plan.traffic)
     except RouterError as exc:
         plan = rollout.failed(old, observed, "TrafficRouterError", str(exc))
-    except ApiException as exc:
-        if exc.status not in (400, 422):
-            raise  # transient or permission trouble: the caller retries
+    except WriteError as err:
+        if err.exc.status not in (400, 422):
+            # The server's own trouble (a 5xx such as a full Service IP range, a conflict, a quota, a
+            # permission): say so in status and an Event, keep the phase, and let the caller retry.
+            report(kube, md, retrying(old, observed, f"the API server did not take {err.what}: "
+                                                     f"{err.exc.status} {_api_message(err.exc)}"))
+            raise
         # The API server refused an object built from this spec: report it,
         # keep what serves, and wait for the spec to change.
-        plan = rollout.failed(old, observed, "ApplyRejected", f"the API server rejected a child object: "
-                              f"{_api_message(exc)}; fix the spec field it names")
-    new = status_body(plan.status)
-    if _comparable(new) != _comparable(md.get("status") or {}):
-        kube.patch_status(namespace, name, new)
-    for event in plan.events:
-        log.info("%s/%s %s: %s", namespace, name, event.reason, event.message)
-        kube.event(md, event.type, event.reason, event.message)
+        plan = rollout.failed(old, observed, "ApplyRejected", f"the API server rejected {err.what}: "
+                              f"{_api_message(err.exc)}; fix the spec field it names")
+    report(kube, md, plan)
     phase = plan.status.phase.value if plan.status.phase else None
     return Result(phase=phase, canary_weight=plan.status.canary_weight or 0,
                   events=tuple(e.reason for e in plan.events), requeue_after=plan.requeue_after,
