@@ -36,6 +36,7 @@ import kubernetes  # noqa: E402
 import yaml  # noqa: E402
 
 from conftest import Cluster, OperatorProcess, _localcluster  # noqa: E402
+from helpers import wait_for  # noqa: E402
 
 N = int(os.environ.get("BENCH_MODELS", "50"))
 ROLLBACKS = min(N, int(os.environ.get("BENCH_ROLLBACKS", "10")))
@@ -100,7 +101,14 @@ class Bench:
             "seconds": m("modeldeploy_reconcile_duration_seconds_sum"),
             "reads": m("modeldeploy_api_reads_total"),
             "writes": m("modeldeploy_api_writes_total"),
+            "cpu": self.cpu(),
         }
+
+    def cpu(self) -> float:
+        """CPU seconds the operator process has used (user and system)."""
+        assert self.operator.proc is not None
+        fields = Path(f"/proc/{self.operator.proc.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def memory(self) -> tuple[float, float]:
         """The operator's resident memory now and at its peak, MiB."""
@@ -121,7 +129,7 @@ def work(before: dict[str, float], after: dict[str, float], models: int) -> str:
     n = d["reconciles"] or 1
     return (f"{d['reconciles']:.0f} reconciles ({d['reconciles'] / models:.1f} per model, {d['errors']:.0f} errors), "
             f"mean {1000 * d['seconds'] / n:.0f} ms; per reconcile {d['reads'] / n:.1f} reads, "
-            f"{d['writes'] / n:.1f} writes")
+            f"{d['writes'] / n:.1f} writes, {1000 * d['cpu'] / n:.0f} ms operator CPU")
 
 
 def run(bench: Bench) -> None:
@@ -140,7 +148,7 @@ def run(bench: Bench) -> None:
     time.sleep(SETTLE)
     d = {k: v - before[k] for k, v in bench.counters().items()}
     print(row(f"settled, {SETTLE:g} s quiet:", f"{d['reconciles']:.0f} reconciles, {d['reads']:.0f} reads, "
-              f"{d['writes']:.0f} writes"), flush=True)
+              f"{d['writes']:.0f} writes, {d['cpu']:.2f} s operator CPU"), flush=True)
 
     before = bench.counters()
     bench.apply(model(bench.namespace, i, "2") for i in range(N))
@@ -168,6 +176,17 @@ def main() -> None:
     cluster = Cluster(kubeconfig=lc.KUBECONFIG, bin=lc.BIN)
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
     cluster.kubectl("wait", "--for=condition=Established", "--timeout=30s", f"crd/{PLURAL}.{GROUP}")
+    # An earlier run's namespace still being deleted would load the control plane and skew the numbers.
+    def earlier() -> list[str]:
+        out = cluster.kubectl("get", "namespaces", "-o", "name").stdout.split()
+        return [n for n in out if n.startswith("namespace/modeldeploy-bench-")]
+
+    if earlier():
+        print("waiting for an earlier run's namespace to be deleted ...", flush=True)
+        for name in earlier():
+            cluster.kubectl("delete", name, "--wait=false", check=False)
+        wait_for(earlier, timeout=TIMEOUT, interval=1, until=lambda left: not left,
+                 message="earlier bench namespaces deleted")
     namespace = f"modeldeploy-bench-{secrets.token_hex(3)}"
     cluster.kubectl("create", "namespace", namespace)
     cluster.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
