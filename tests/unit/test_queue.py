@@ -81,3 +81,37 @@ def test_a_live_object_keeps_its_timer_until_forgotten() -> None:
         return kept, len(queue)
 
     assert asyncio.run(scenario()) == (1, 0)
+
+
+def test_deleted_while_its_reconcile_runs_nothing_comes_back() -> None:
+    async def scenario() -> tuple[list[bool], int]:
+        runs = Runs(Result(phase="Healthy", requeue_after=60))  # the reconcile read the object before deletion
+        seen: list[bool] = []
+        queue = Coalescer(runs, observe=lambda _key, result, _error: seen.append(bool(result and result.gone)))
+        task = asyncio.create_task(queue.trigger("ml", "fraud"))
+        await asyncio.sleep(0.01)
+        queue.forget("ml", "fraud")  # the DELETED event arrives meanwhile
+        runs.release.set()
+        await task
+        return seen, len(queue)
+
+    # The finished reconcile is reported as gone (its metrics are dropped), and no timer is left
+    assert asyncio.run(scenario()) == ([True], 0)
+
+
+def test_a_recreated_object_is_reconciled_after_the_deleted_ones_run() -> None:
+    async def scenario() -> list[bool]:
+        runs = Runs(Result(phase="Healthy"))
+        seen: list[bool] = []
+        queue = Coalescer(runs, observe=lambda _key, result, _error: seen.append(bool(result and result.gone)))
+        first = asyncio.create_task(queue.trigger("ml", "fraud"))
+        await asyncio.sleep(0.01)
+        queue.forget("ml", "fraud")  # deleted ...
+        second = asyncio.create_task(queue.trigger("ml", "fraud"))  # ... and made again
+        await asyncio.sleep(0.01)
+        runs.release.set()
+        await asyncio.gather(first, second)
+        return seen
+
+    # The old run counts as gone; the new object's run is an ordinary one
+    assert asyncio.run(scenario()) == [True, False]

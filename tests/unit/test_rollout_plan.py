@@ -848,21 +848,41 @@ def test_a_refused_write_keeps_the_phase_and_says_what_failed() -> None:
     why = "the API server did not take Service fraud-stable: 403 exceeded quota: services"
     plan = retrying(HEALTHY_1, observed(ready(1)), why)
     st = plan.status
-    # What serves still serves: Healthy and Ready stay; the message and one Warning say what failed
+    # What serves still serves: phase, Ready and observedGeneration stay; the message says what failed
     assert st.phase == Phase.HEALTHY and st.stable_revision == 1
+    assert st.observed_generation == HEALTHY_1.observed_generation
     assert st.message == why + "; retrying"
     by_type = {c.type: c for c in st.conditions}
-    assert by_type["Ready"].status == "True" and by_type["Ready"].reason == "ApplyFailed"
+    assert by_type["Ready"] == next(c for c in HEALTHY_1.conditions if c.type == "Ready")
     # kstatus reads the retry as work in progress, not as settled or failed
-    assert by_type["Reconciling"].status == "True" and by_type["Stalled"].status == "False"
+    assert (by_type["Reconciling"].status, by_type["Reconciling"].reason) == ("True", "ApplyFailed")
+    assert by_type["Stalled"].status == "False"
     assert [(e.type, e.reason) for e in plan.events] == [("Warning", "ApplyFailed")]
     # The same failure again (the next retry) writes no new Event
     assert retrying(st, observed(ready(1)), why).events == []
+
+
+def test_after_a_refused_write_goes_through_no_event_repeats() -> None:
+    from modeldeploy.desired.validity import retrying
+
+    # Given revision 2 was rolled back, and a later write was refused, then retried
+    seen = observed(ready(1), starting(2), revisions=(R1, record(2, "8", PROGRESSING)))
+    first = plan(spec("8"), rolling(601), seen)
+    assert reasons(first) == ["RolledBack"]
+    world = world_after(first, seen, after(60))
+    refused = retrying(first.status, world, "the API server did not take PodDisruptionBudget fraud: 500 "
+                                            "etcdserver: request timed out")
+    again = plan(spec("8"), refused.status, world)
+    # Then the rollback is not announced (nor counted in the metrics) a second time
+    assert again.events == []
+    assert again.status.phase == Phase.DEGRADED and again.status.message == first.status.message
+    assert condition(again.status, "Reconciling").status == "False"
 
 
 def test_a_refused_first_write_leaves_a_new_modeldeployment_pending() -> None:
     from modeldeploy.desired.validity import retrying
 
     st = retrying(ModelDeploymentStatus(), observed(), "the API server did not take Service fraud: 500 range is full")
-    assert st.status.phase == Phase.PENDING
+    assert st.status.phase == Phase.PENDING and st.status.observed_generation is None
     assert "range is full; retrying" in (st.status.message or "")
+    assert {c.type: c.status for c in st.status.conditions}["Reconciling"] == "True"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from modeldeploy.api.status import Condition, ConditionType, Phase
 
-RETRYING = "ApplyFailed"  # the reason while a change the API server did not take is retried
+RETRYING = "ApplyFailed"  # Reconciling's reason while a write the API server did not take is retried
 
 
 def conditions(phase: Phase, reason: str, message: str, generation: int,
@@ -18,8 +18,7 @@ def conditions(phase: Phase, reason: str, message: str, generation: int,
         ConditionType.READY: phase == Phase.HEALTHY,
         ConditionType.PROGRESSING: phase in (Phase.PENDING, Phase.PROGRESSING),
         ConditionType.DEGRADED: phase == Phase.DEGRADED,
-        # A change being retried is work in progress whatever the phase.
-        ConditionType.RECONCILING: phase in (Phase.PENDING, Phase.PROGRESSING) or reason == RETRYING,
+        ConditionType.RECONCILING: phase in (Phase.PENDING, Phase.PROGRESSING),
         # Stuck with nothing the operator can do by itself: kstatus reads it as Failed.
         ConditionType.STALLED: phase == Phase.FAILED or reason == "RolloutStuck",
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from modeldeploy.api.spec import ModelDeploymentSpec
-from modeldeploy.api.status import ModelDeploymentStatus, Phase
+from modeldeploy.api.status import Condition, ConditionType, ModelDeploymentStatus, Phase
 from modeldeploy.desired import workload
 from modeldeploy.desired.actions import Event, Plan
 from modeldeploy.desired.clock import timestamp
@@ -82,18 +82,24 @@ def failed(status: ModelDeploymentStatus, obs: Observed, reason: str, message: s
 
 
 def retrying(status: ModelDeploymentStatus, obs: Observed, message: str) -> Plan:
-    """A change the API server did not take for a reason of its own (a 5xx, a conflict, a quota, a
-    permission): the phase stays what it was, since what served still serves, and status and one Event
-    say what failed while the operator retries."""
-    phase = status.phase or Phase.PENDING
+    """A write the API server did not take for a reason of its own (a 5xx, a quota, a conflict, a
+    permission), which the operator retries. Only the Reconciling condition (True, ApplyFailed) and the
+    message say so: what served still serves, so phase, Ready and the rest stay as they were, and so does
+    observedGeneration, since the spec has not been carried out. One Warning Event per distinct failure."""
     message = f"{message}; retrying"
+    now = timestamp(obs.now)
+    if not status.conditions:  # nothing reported yet: a new ModelDeployment
+        conds = conditions(Phase.PENDING, RETRYING, message, obs.generation, [], now)
+    else:
+        conds = [c for c in status.conditions if c.type != ConditionType.RECONCILING.value]
+    before = next((c for c in status.conditions if c.type == ConditionType.RECONCILING.value), None)
+    since = before.last_transition_time if before is not None and before.status == "True" else now
+    reconciling = Condition(type=ConditionType.RECONCILING.value, status="True", reason=RETRYING, message=message,
+                            observed_generation=obs.generation, last_transition_time=since)
+    conds = [c for c in conds if c.type != ConditionType.RECONCILING.value] + [reconciling]
     plan = Plan()
-    plan.status = status.model_copy(update={
-        "observed_generation": obs.generation,
-        "phase": phase,
-        "message": message,
-        "conditions": conditions(phase, RETRYING, message, obs.generation, status.conditions, timestamp(obs.now)),
-    })
-    if ready_reason(status) != RETRYING or status.message != message:
+    plan.status = status.model_copy(update={"phase": status.phase or Phase.PENDING, "message": message,
+                                            "conditions": conds})
+    if before is None or before.reason != RETRYING or before.message != message:
         plan.events.append(Event("Warning", RETRYING, message))
     return plan

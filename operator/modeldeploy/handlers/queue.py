@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from modeldeploy.reconcile.core import Result
 
@@ -42,6 +42,7 @@ class Coalescer:
         self._pending: set[Key] = set()
         self._timers: dict[Key, asyncio.TimerHandle] = {}
         self._failures: dict[Key, int] = {}
+        self._deleted: set[Key] = set()  # deleted while a reconcile of theirs was running
 
     async def trigger(self, namespace: str, name: str) -> None:
         """Reconcile now, or fold into a reconcile that is about to start."""
@@ -61,6 +62,10 @@ class Coalescer:
                     return
                 result = await self._run(namespace, name)
             except Exception as exc:  # the operator must outlive any one object
+                if key in self._deleted:  # nothing left to retry
+                    self._deleted.discard(key)
+                    self._drop(key)
+                    return
                 n = self._failures.get(key, 0)
                 self._failures[key] = n + 1
                 delay = RETRY_SECONDS[min(n, len(RETRY_SECONDS) - 1)]
@@ -71,10 +76,14 @@ class Coalescer:
                 self._schedule(key, delay)
                 return
         self._failures.pop(key, None)
+        if key in self._deleted:
+            # Deleted while this reconcile ran: its result must not bring back metrics or a timer.
+            self._deleted.discard(key)
+            result = replace(result, gone=True)
         if self._observe:
             self._observe(key, result, None)
         if result.gone:
-            self.forget(*key)
+            self._drop(key)
         else:
             self._schedule(key, result.requeue_after)
 
@@ -88,8 +97,15 @@ class Coalescer:
         self._timers[key] = loop.call_later(max(delay, 0.05), lambda: asyncio.ensure_future(self.trigger(*key)))
 
     def forget(self, namespace: str, name: str) -> None:
-        """Drop what is kept for a deleted object: its timer, failure count and (when idle) its lock."""
+        """A deleted object: drop what is kept for it, and tell a reconcile of it still running."""
         key = (namespace, name)
+        lock = self._locks.get(key)
+        if lock is not None and lock.locked():
+            self._deleted.add(key)
+        self._drop(key)
+
+    def _drop(self, key: Key) -> None:
+        """Drop an object's timer, failure count and (when idle) its lock."""
         timer = self._timers.pop(key, None)
         if timer is not None:
             timer.cancel()

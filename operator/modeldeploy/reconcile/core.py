@@ -67,12 +67,25 @@ def _comparable(status: JSON) -> JSON:
 
 
 class WriteError(Exception):
-    """The API server refused one write of a plan; says which object."""
+    """The API server refused one write of a plan; says which object, and whether the spec can be to blame
+    (an object built from it), or not (the weights on a user's route)."""
 
-    def __init__(self, what: str, exc: ApiException) -> None:
+    def __init__(self, what: str, exc: ApiException, from_spec: bool = True) -> None:
         super().__init__(f"{what}: {exc.status} {_api_message(exc)}")
         self.what = what
         self.exc = exc
+        self.from_spec = from_spec
+
+
+def set_weights(kube: Kube, namespace: str, plan: rollout.Plan) -> None:
+    """The planned weights onto the user's route (mesh routers only)."""
+    try:
+        traffic.apply_weight(kube, namespace, plan.traffic)
+    except ApiException as exc:
+        if exc.status == 422:
+            raise  # its JSON Patch test failed: the route changed since it was read; the retry reads it again
+        assert plan.traffic is not None
+        raise WriteError(f"the weights on the {plan.traffic.router} route", exc, from_spec=False) from exc
 
 
 def apply_plan(kube: Kube, md: JSON, plan: rollout.Plan, live: Live) -> None:
@@ -141,16 +154,20 @@ def reconcile(kube: Kube, namespace: str, name: str, settings: Settings,
         plan = rollout.plan(spec, old, observed, settings)
     try:
         apply_plan(kube, md, plan, live)
-        traffic.apply_weight(kube, observed.namespace, plan.traffic)
+        set_weights(kube, observed.namespace, plan)
     except RouterError as exc:
         plan = rollout.failed(old, observed, "TrafficRouterError", str(exc))
     except WriteError as err:
-        if err.exc.status not in (400, 422):
+        if not err.from_spec or err.exc.status not in (400, 422):
             # The server's own trouble (a 5xx such as a full Service IP range, a conflict, a quota, a
             # permission): say so in status and an Event, keep the phase, and let the caller retry.
-            report(kube, md, retrying(old, observed, f"the API server did not take {err.what}: "
-                                                     f"{err.exc.status} {_api_message(err.exc)}"))
-            raise
+            try:
+                report(kube, md, retrying(old, observed, f"the API server did not take {err.what}: "
+                                                         f"{err.exc.status} {_api_message(err.exc)}"))
+            except ApiException as also:  # the server may refuse the report too; the refused write matters
+                log.warning("%s/%s: could not report %s in status: %s %s", namespace, name, err, also.status,
+                            also.reason)
+            raise err from err.exc
         # The API server refused an object built from this spec: report it,
         # keep what serves, and wait for the spec to change.
         plan = rollout.failed(old, observed, "ApplyRejected", f"the API server rejected {err.what}: "
