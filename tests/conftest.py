@@ -1,7 +1,7 @@
 """Shared fixtures: the local control plane and a fresh namespace per test.
 
 Fixtures are lazy: only tests that ask for `cluster` or `namespace` start (or
-reuse) the local control plane; unit tests never touch it. The session never
+reuse) the local control plane; unit tests never touch it. A test run never
 stops the cluster: `make cluster-down` does, and CI calls it.
 """
 
