@@ -88,10 +88,8 @@ def retrying(status: ModelDeploymentStatus, obs: Observed, message: str) -> Plan
     observedGeneration, since the spec has not been carried out. One Warning Event per distinct failure."""
     message = f"{message}; retrying"
     now = timestamp(obs.now)
-    if not status.conditions:  # nothing reported yet: a new ModelDeployment
-        conds = conditions(Phase.PENDING, RETRYING, message, obs.generation, [], now)
-    else:
-        conds = [c for c in status.conditions if c.type != ConditionType.RECONCILING.value]
+    # A new ModelDeployment has reported nothing yet: it starts from the Pending set.
+    conds = status.conditions or conditions(Phase.PENDING, RETRYING, message, obs.generation, [], now)
     before = next((c for c in status.conditions if c.type == ConditionType.RECONCILING.value), None)
     since = before.last_transition_time if before is not None and before.status == "True" else now
     reconciling = Condition(type=ConditionType.RECONCILING.value, status="True", reason=RETRYING, message=message,

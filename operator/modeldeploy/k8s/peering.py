@@ -11,6 +11,7 @@ from typing import Any
 from kubernetes.client.rest import ApiException
 
 from modeldeploy.k8s.client import Kube
+from modeldeploy.k8s.kinds import kind_of
 
 JSON = dict[str, Any]
 GROUP = "kopf.dev"
@@ -28,7 +29,7 @@ def _kind(namespace: str | None) -> str:
 
 
 def _plural(namespace: str | None) -> str:
-    return "clusterkopfpeerings" if namespace is None else "kopfpeerings"
+    return kind_of(API_VERSION, _kind(namespace)).plural
 
 
 def _where(name: str, namespace: str | None) -> str:
