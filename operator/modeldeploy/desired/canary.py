@@ -53,9 +53,14 @@ class CanarySteps:
             p.handled[requests.PROMOTE] = p.requests.promote
             if index < len(steps):
                 index, step_started = index + 1, p.now
+        held_on_failure = not fresh and old.phase == Phase.DEGRADED and not p.spec.rollout.auto_rollback
+        if (p.requests.promote or p.requests.promote_full) and not held and held_on_failure:
+            # A person chose to go on past a held failure: the failed runs are forgiven, later ones count.
+            p.analysis = AnalysisStatus(revision=t)
 
         failure = self.canary_failure(t, index, steps, step_started, held)
         if failure is not None:
+            p.index, p.step_started, p.canary_rev = index, step_started, t
             return p.roll_back(t, stable, failure)
 
         waiting = ""

@@ -89,6 +89,18 @@ class _Planner:
                 self.set_outcome(number, Outcome(rec.outcome), rec.reason, released=True)
             elif rec.outcome == Outcome.PROGRESSING.value:
                 self.set_outcome(number, Outcome.ABORTED, "the spec moved on before it was ready", released=True)
+                if number == self.old.canary_revision:
+                    self.superseded(number, goal)
+
+    def superseded(self, number: int, goal: int) -> None:
+        """Say which canary the spec left behind, and that its pods stay until the goal's are Ready."""
+        rec, target = self.record(number), self.record(goal)
+        weight = f" at {self.old.canary_weight}%" if self.old.canary_weight is not None else ""
+        why = ("the spec went back to it" if goal == self.old.stable_revision else "the spec changed")
+        self.plan.events.append(Event("Normal", "Superseded",
+                                      f"revision {number} (model {rec.model_version}){weight} superseded by "
+                                      f"revision {goal} (model {target.model_version}): {why}; its pods drain "
+                                      f"as revision {goal}'s become Ready"))
 
     def target(self) -> RevisionRecord:
         """The revision the spec asks for: an existing one with the same template, or a new number."""
@@ -295,9 +307,15 @@ class _Planner:
         """Traffic back to stable at once; the revision is recorded as failed (or left up, without autoRollback)."""
         rec = self.record(t)
         if not self.spec.rollout.auto_rollback:
+            # Held, not torn down: both revisions keep their pods and the canary its weight until a person
+            # aborts (rolls back) or promotes (goes on).
+            self.replica_counts.setdefault(t, self.pods_of(t))
+            self.replica_counts.setdefault(stable, self.pods_of(stable))
             return self.finish(stable, t, Phase.DEGRADED, "RolloutStuck",
-                               f"revision {t} (model {rec.model_version}): {failure}; autoRollback is off: "
-                               f"fix the spec or run `kubectl modeldeploy abort {self.obs.name}`")
+                               f"revision {t} (model {rec.model_version}) at {self.weight}%: {failure}; "
+                               f"autoRollback is off, so it is held: `kubectl modeldeploy abort "
+                               f"{self.obs.name}` rolls back, `kubectl modeldeploy promote {self.obs.name}` "
+                               f"goes on")
         self.set_outcome(t, Outcome.FAILED, failure)
         self.replica_counts[stable] = self.serving_size(stable)
         self.replica_counts[t] = self.draining(t, stable)
@@ -352,18 +370,35 @@ class _Planner:
             if number not in self.records:
                 continue
             self.apply_deployment(number, serving, canary)
+        drains = self.drains(keep, serving)
+        for number, pods in sorted(drains.items()):
+            self.plan.apply.append(workload.deployment(self.spec_of(number), self.owner, number, pods,
+                                                       self.settings))
         for number in self.obs.deployments:
-            if number not in keep:
+            if number not in keep and number not in drains:
                 self.plan.delete.append(Ref("apps/v1", "Deployment",
                                             names.deployment_name(self.obs.name, number)))
         self.apply_services(serving, canary)
         self.apply_traffic(canary)
         self.apply_scaling(serving)
-        self.apply_history(keep)
-        self.plan.status = self.status(stable, canary, phase, reason, message, keep)
+        self.apply_history(keep | set(drains))
+        self.plan.status = self.status(stable, canary, phase, reason, message, keep | set(drains))
         future = [w for w in self.wake if w > 0]
         self.plan.requeue_after = min(future) + 0.5 if future else None
         return self.plan
+
+    def drains(self, keep: set[int], serving: int) -> dict[int, int]:
+        """Pods of revisions no longer wanted (a superseded canary), kept while the wanted ones are short of
+        Ready pods, so what is served never drops by more than the one pod a replacement is starting."""
+        missing = self.serving_size(serving) - sum(self.ready(n) for n in keep)
+        out: dict[int, int] = {}
+        leaving = [n for n in self.obs.deployments if n not in keep and n in self.records and self.pods_of(n)]
+        for number in sorted(leaving, key=lambda n: (-self.ready(n), -n)):
+            pods = min(self.pods_of(number), max(0, missing))
+            if pods:
+                out[number] = pods
+                missing -= min(pods, self.ready(number))
+        return out
 
     def consume_idle_promotes(self, canary: int | None) -> None:
         """A promote with no canary step to finish is spent, with a warning, so it cannot skip a later step."""
