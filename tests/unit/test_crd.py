@@ -11,6 +11,7 @@ import yaml
 
 from modeldeploy.api import names, reference
 from modeldeploy.api.crd import build_crd, render, to_structural
+from modeldeploy.api.spec import PRE_TRAFFIC_REFUSED, RESERVED_KEYS_MESSAGE
 
 Schema = dict[str, Any]
 
@@ -26,6 +27,7 @@ ALLOWED = {
     "format", "pattern", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
     "minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties",
     "x-kubernetes-validations", "x-kubernetes-int-or-string", "x-kubernetes-preserve-unknown-fields",
+    "x-kubernetes-list-type", "x-kubernetes-list-map-keys",
 }
 
 
@@ -73,6 +75,11 @@ def test_schema_is_structural(rule: Callable[[Schema], bool]) -> None:
 
 
 EXPECTED_CEL = {
+    "": [names.NAME_MESSAGE],
+    ".spec.runtime.env[]": ["MODEL_DIR and MODEL_VERSION are set by the operator (where the model is, its "
+                            "version); use another name"],
+    ".spec.template.metadata": [RESERVED_KEYS_MESSAGE, RESERVED_KEYS_MESSAGE],
+    ".spec.rollout": [PRE_TRAFFIC_REFUSED],
     ".spec": ["with autoscaling, replicas is the starting size and must lie within "
               "[autoscaling.minReplicas, autoscaling.maxReplicas]"],
     ".spec.runtime": ["set exactly one of runtime.image or runtime.preset"],

@@ -24,7 +24,7 @@ def raw(auto_rollback: bool) -> dict:
 def at_analysis(failed: int, phase: Phase = Phase.PROGRESSING) -> object:
     analysis = AnalysisStatus(revision=2, runs=failed, failed=failed, last_run_at=rollout.timestamp(NOW),
                               last_verdict=Verdict.FAIL, measurements=list(FAILED_RUN))
-    return status(phase, stable=1, canary=2, started_ago=60, reason="Canary", canary_weight=50,
+    return status(phase, stable=1, canary=2, started_ago=60, reason="Canary", canary_weight=50, step_weight=50,
                   current_step_index=1, step_started_at=rollout.timestamp(NOW - timedelta(seconds=30)),
                   analysis=analysis)
 

@@ -22,7 +22,7 @@ from planning import (
 )
 
 STEPS = {"steps": [{"setWeight": 50}, {"pause": {}}]}
-AT_HALF = status(Phase.PAUSED, stable=1, canary=2, started_ago=30, reason="Paused", canary_weight=50,
+AT_HALF = status(Phase.PAUSED, stable=1, canary=2, started_ago=30, reason="Paused", canary_weight=50, step_weight=50,
                  current_step_index=1, step_started_at=rollout.timestamp(rollout.parse_timestamp(
                      "2025-06-01T11:59:50Z")))  # type: ignore[arg-type]
 R2 = record(2, "8", PROGRESSING, rollout=STEPS)
@@ -57,7 +57,7 @@ def test_superseded_canary_goes_once_the_target_is_ready() -> None:
 def test_a_revert_after_a_full_weight_step_keeps_the_canary_serving() -> None:
     # Given a setWeight: 100 step left stable with no pods
     steps = {"steps": [{"setWeight": 100}, {"pause": {}}]}
-    old = AT_HALF.model_copy(update={"canary_weight": 100})
+    old = AT_HALF.model_copy(update={"canary_weight": 100, "step_weight": 100})
     seen = observed(starting(1, replicas=0), ready(2, 4),
                     revisions=(record(1, "7", STABLE, rollout=steps), record(2, "8", PROGRESSING, rollout=steps)))
     # When git reverts to revision 1, the canary keeps all 4 pods until revision 1's are Ready

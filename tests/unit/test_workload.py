@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from modeldeploy.api import names
 from modeldeploy.api.spec import ModelDeploymentSpec
@@ -139,9 +140,8 @@ def test_remote_uri_is_fetched_by_the_storage_initializer(uri: str) -> None:
 
 
 def test_labels_selector_and_owner() -> None:
-    # Given user template labels, including ones that try to take the operator's
-    s = spec(template={"metadata": {"labels": {"team": "risk", names.LABEL_REVISION: "9",
-                                               names.LABEL_MD: "other"},
+    # Given user template labels (the operator's own keys are refused by the schema: see test_reserved_keys)
+    s = spec(template={"metadata": {"labels": {"team": "risk"},
                                     "annotations": {"prometheus.io/scrape": "true"}}})
     d = deployment(s, revision=3)
     p = d["spec"]["template"]
@@ -217,3 +217,19 @@ def test_runtime_args_env_resources_and_scheduling() -> None:
 def test_rolling_update_never_drops_ready_pods() -> None:
     strategy = deployment(spec())["spec"]["strategy"]
     assert strategy == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "25%"}}
+
+
+@pytest.mark.parametrize("template", [
+    pytest.param({"metadata": {"labels": {names.LABEL_REVISION: "9"}}}, id="revision-label"),
+    pytest.param({"metadata": {"labels": {names.LABEL_MANAGED_BY: "me"}}}, id="managed-by-label"),
+    pytest.param({"metadata": {"annotations": {names.ANN_MODEL_VERSION: "1"}}}, id="model-version-annotation"),
+])
+def test_reserved_keys_are_refused_naming_them(template: dict) -> None:
+    with pytest.raises(ValidationError, match="belong to the operator"):
+        spec(template=template)
+
+
+@pytest.mark.parametrize("name", ["MODEL_DIR", "MODEL_VERSION"])
+def test_reserved_env_names_are_refused(name: str) -> None:
+    with pytest.raises(ValidationError, match="set by the operator"):
+        spec(runtime={"image": "x", "env": [{"name": name, "value": "/elsewhere"}]})

@@ -152,6 +152,10 @@ def root_schema() -> Schema:
             "status": status_schema(),
         },
         "required": ["spec"],
+        "x-kubernetes-validations": [{
+            "rule": f"self.metadata.name.size() <= {names.MAX_NAME_LENGTH} && "
+                    f"self.metadata.name.matches('{names.NAME_PATTERN}')",
+            "message": names.NAME_MESSAGE}],
     }
 
 

@@ -60,6 +60,9 @@ NOTES: dict[str, str] = {
                              "traffic",
     "spec.rollout.analysis.interval": "Time between analysis runs, from the start of the rollout",
     "spec.rollout.analysis.failureLimit": "Failed runs tolerated; one more fails the canary",
+    "spec.rollout.analysis.inconclusiveLimit": "Inconclusive runs in a row tolerated (no data, an unreachable "
+                                               "provider); one more pauses the rollout (reason "
+                                               "AnalysisInconclusive) until `resume`, `promote` or `abort`",
     "spec.rollout.analysis.metrics": "The metrics measured in each run",
     "spec.rollout.analysis.metrics[].name": "Metric name, shown in status and events",
     "spec.rollout.analysis.metrics[].prometheus": "An instant query; its single value is judged by thresholdRange",
@@ -85,7 +88,9 @@ NOTES: dict[str, str] = {
     "status.phase": "Summary state (see troubleshooting.md)",
     "status.stableRevision": "The revision serving clients",
     "status.canaryRevision": "The revision rolling out; absent when none is",
-    "status.canaryWeight": "Traffic percentage of the canary (canary steps only)",
+    "status.canaryWeight": "Traffic percentage the canary serves: its share of the Ready pods behind `<md>` "
+                           "(replicas router), or the weight the route carries (mesh routers)",
+    "status.stepWeight": "Traffic percentage the current canary step asks for",
     "status.currentStepIndex": "Index of the current canary step, from 0; the number of steps when all have passed",
     "status.replicas": "Pods wanted by the kept revision Deployments",
     "status.readyReplicas": "Ready pods of the kept revision Deployments",
@@ -96,6 +101,9 @@ NOTES: dict[str, str] = {
     "status.analysis": "Analysis of the revision rolling out (runs while it has canary traffic)",
     "status.analysis.revision": "The revision these runs judge",
     "status.analysis.runs": "Analysis runs taken",
+    "status.analysis.inconclusiveStreak": "Inconclusive runs in a row, since the last decisive run, resume or "
+                                          "promote",
+    "status.analysis.waived": "A person promoted the revision before any run passed",
     "status.analysis.passed": "Runs in which every metric passed",
     "status.analysis.failed": "Runs in which a metric failed",
     "status.analysis.inconclusive": "Runs with no failure but a metric that could not tell",

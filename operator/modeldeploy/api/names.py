@@ -27,6 +27,14 @@ ANN_RELEASED = f"{GROUP}/released"
 
 MODEL_MOUNT_PATH = "/mnt/models"
 
+# The longest ModelDeployment name whose children's names are valid: `<md>-canary` and `<md>-stable` are
+# Services, whose names are DNS-1035 labels of at most 63 characters (a letter first).
+MAX_NAME_LENGTH = 63 - len("-stable")
+NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+NAME_MESSAGE = (f"metadata.name must be at most {MAX_NAME_LENGTH} characters of a-z, 0-9 and '-', starting with "
+                f"a letter: the operator names Services <name>-stable and <name>-canary, and a Service name is "
+                f"a DNS label of at most 63 characters")
+
 
 def deployment_name(md: str, revision: int) -> str:
     """The Deployment that runs one revision."""

@@ -47,13 +47,40 @@ class ModelSource(_Model):
         description="Secret whose keys become environment variables of the model fetcher and server")] = None
 
 
+# Set by the operator on every model server; a spec may not set them too.
+RESERVED_ENV = ("MODEL_DIR", "MODEL_VERSION")
+# Label and annotation keys the operator owns on pods: its selectors and bookkeeping depend on them.
+RESERVED_PREFIX = "modeldeploy.dev/"
+RESERVED_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/managed-by")
+_RESERVED_KEY_CEL = (f"!k.startsWith('{RESERVED_PREFIX}') && "
+                     f"!(k in [{', '.join(repr(k) for k in RESERVED_LABELS)}])")
+
+
+def reserved_keys(keys: dict[str, str] | None) -> list[str]:
+    """The keys of a pod label or annotation map that the operator owns."""
+    return sorted(k for k in keys or {} if k.startswith(RESERVED_PREFIX) or k in RESERVED_LABELS)
+
+
 class EnvVar(_Model):
     """A container environment variable (value or valueFrom, as in core/v1)."""
+
+    model_config = ConfigDict(json_schema_extra=_cel(
+        (f"!(self.name in [{', '.join(repr(n) for n in RESERVED_ENV)}])",
+         f"{' and '.join(RESERVED_ENV)} are set by the operator (where the model is, its version); "
+         f"use another name"),
+    ))
 
     name: Annotated[str, Field(min_length=1, max_length=255)]
     value: str | None = None
     value_from: Annotated[dict[str, Any] | None, Field(json_schema_extra={
         "x-kubernetes-preserve-unknown-fields": True})] = None
+
+    @model_validator(mode="after")
+    def _not_reserved(self) -> EnvVar:
+        if self.name in RESERVED_ENV:
+            raise ValueError(f"{' and '.join(RESERVED_ENV)} are set by the operator (where the model is, its "
+                             f"version); use another name")
+        return self
 
 
 class Resources(_Model):
@@ -88,11 +115,27 @@ class Runtime(_Model):
         return self
 
 
+RESERVED_KEYS_MESSAGE = (f"keys starting with {RESERVED_PREFIX} and {', '.join(RESERVED_LABELS)} belong to the "
+                         f"operator (its Services select pods by them); use other keys")
+
+
 class TemplateMetadata(_Model):
     """Labels and annotations added to the serving pods."""
 
+    model_config = ConfigDict(json_schema_extra=_cel(
+        (f"!has(self.labels) || self.labels.all(k, {_RESERVED_KEY_CEL})", RESERVED_KEYS_MESSAGE),
+        (f"!has(self.annotations) || self.annotations.all(k, {_RESERVED_KEY_CEL})", RESERVED_KEYS_MESSAGE),
+    ))
+
     labels: dict[str, str] | None = None
     annotations: dict[str, str] | None = None
+
+    @model_validator(mode="after")
+    def _not_reserved(self) -> TemplateMetadata:
+        taken = reserved_keys(self.labels) + reserved_keys(self.annotations)
+        if taken:
+            raise ValueError(f"{', '.join(taken)}: {RESERVED_KEYS_MESSAGE}")
+        return self
 
 
 class TolerationOperator(StrEnum):
@@ -230,16 +273,50 @@ class Metric(_Model):
 class Analysis(_Model):
     interval: Annotated[str, Field(pattern=DURATION_PATTERN)] = "30s"
     failure_limit: Annotated[int, Field(ge=0, le=100)] = 1
-    metrics: Annotated[list[Metric] | None, Field(max_length=20)] = None
+    inconclusive_limit: Annotated[int, Field(ge=0, le=100)] = 2
+    # A list-map: the API server refuses two metrics of one name (each is reported by name).
+    metrics: Annotated[list[Metric] | None, Field(max_length=20, json_schema_extra={
+        "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]})] = None
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Analysis:
+        seen = [m.name for m in self.metrics or []]
+        if len(seen) != len(set(seen)):
+            twice = sorted({n for n in seen if seen.count(n) > 1})
+            raise ValueError(f"metric names must be unique; repeated: {', '.join(twice)}")
+        return self
+
+
+PRE_TRAFFIC_REFUSED = ("an analysis step before any setWeight judges a canary before it has traffic, which "
+                       "the replicas router cannot do (its pods would serve at once); use trafficRouting "
+                       "gatewayAPI or istio, or put a setWeight step first")
 
 
 class Rollout(_Model):
+    model_config = ConfigDict(json_schema_extra=_cel(
+        ("!has(self.steps) || (has(self.trafficRouting) && (has(self.trafficRouting.gatewayAPI) || "
+         "has(self.trafficRouting.istio))) || !self.steps.exists(i, s, has(s.analysis) && "
+         "!self.steps.exists(j, u, j < i && has(u.setWeight) && u.setWeight > 0))", PRE_TRAFFIC_REFUSED),
+    ))
+
     steps: Annotated[list[Step] | None, Field(max_length=50)] = None
     traffic_routing: TrafficRouting | None = None
     analysis: Analysis | None = None
     progress_deadline_seconds: Annotated[int, Field(ge=1, le=86400)] = 600
     auto_rollback: bool = True
     scale_down_delay_seconds: Annotated[int, Field(ge=0, le=86400)] = 30
+
+    @model_validator(mode="after")
+    def _pre_traffic_needs_a_mesh(self) -> Rollout:
+        routing = self.traffic_routing
+        if routing and (routing.gateway_api or routing.istio):
+            return self
+        for step in self.steps or []:
+            if step.set_weight:
+                break
+            if step.analysis is not None:
+                raise ValueError(PRE_TRAFFIC_REFUSED)
+        return self
 
 
 class ModelDeploymentSpec(_Model):

@@ -64,6 +64,11 @@ class AnalysisStatus(_Model):
     passed: int = 0
     failed: int = 0
     inconclusive: int = 0
+    # Inconclusive runs in a row (since the last decisive run, resume or promote); past inconclusiveLimit
+    # the rollout waits for a person.
+    inconclusive_streak: int = 0
+    # A person promoted without a passing run (`promote --full`): evidence was waived for this revision.
+    waived: bool = False
     last_run_at: str | None = None
     last_verdict: Verdict | None = None
     measurements: list[Measurement] = []
@@ -81,7 +86,10 @@ class ModelDeploymentStatus(_Model):
     phase: Phase | None = None
     stable_revision: int | None = None
     canary_revision: int | None = None
+    # The share the canary actually serves (Ready pods, or the weight the route confirms), and the share its
+    # current step asks for: they differ while pods start or a route catches up.
     canary_weight: Annotated[int | None, Field(ge=0, le=100)] = None
+    step_weight: Annotated[int | None, Field(ge=0, le=100)] = None
     current_step_index: int | None = None
     replicas: int | None = None
     ready_replicas: int | None = None

@@ -125,7 +125,7 @@ def cmd_pause(args: argparse.Namespace) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     from modeldeploy.desired import requests
 
-    return _request(args, {requests.PAUSED: None}, "rollout resumed")
+    return _request(args, {requests.PAUSED: None, requests.RESUME: _token()}, "rollout resumed")
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from modeldeploy.api.spec import ModelDeploymentSpec, parse_duration
-from modeldeploy.api.status import AnalysisStatus, Measurement, ModelDeploymentStatus, Verdict
+from modeldeploy.api.status import AnalysisStatus, Measurement, ModelDeploymentStatus, Phase, Verdict
 from modeldeploy.desired.clock import parse_timestamp, timestamp
 from modeldeploy.desired.judge import run_verdict
 
@@ -28,13 +28,21 @@ def analysis_due_at(spec: ModelDeploymentSpec, analysis: AnalysisStatus | None,
     return (last or started) + timedelta(seconds=parse_duration(block.interval))
 
 
-def analysis_due(raw_spec: dict[str, Any], status: ModelDeploymentStatus, now: datetime) -> bool:
-    """Should this reconcile take an analysis run? Only while a canary with steps has traffic."""
+def analysis_due(raw_spec: dict[str, Any], status: ModelDeploymentStatus, now: datetime,
+                 canary_ready: int = 0) -> bool:
+    """Should this reconcile take an analysis run? While a canary with steps has traffic, or before any
+    traffic when its step is an analysis step and its pods are Ready (a pre-traffic smoke test). Not while the
+    rollout waits for a person after too many inconclusive runs: only a person moves it on."""
     try:
         spec = ModelDeploymentSpec.model_validate(raw_spec)
     except ValidationError:
         return False
-    if not spec.rollout.steps or status.canary_revision is None or not status.canary_weight:
+    steps = spec.rollout.steps or []
+    if not steps or status.canary_revision is None or inconclusive_hold(status):
+        return False
+    index = status.current_step_index
+    pre_traffic = index is not None and index < len(steps) and steps[index].analysis is not None
+    if not status.canary_weight and not (pre_traffic and canary_ready > 0):
         return False
     started = parse_timestamp(status.rollout_started_at) or now
     analysis = status.analysis if status.analysis and status.analysis.revision == status.canary_revision else None
@@ -50,7 +58,23 @@ def fold(analysis: AnalysisStatus, run: tuple[Measurement, ...], now: datetime) 
         "passed": analysis.passed + (verdict == Verdict.PASS),
         "failed": analysis.failed + (verdict == Verdict.FAIL),
         "inconclusive": analysis.inconclusive + (verdict == Verdict.INCONCLUSIVE),
+        "inconclusive_streak": analysis.inconclusive_streak + 1 if verdict == Verdict.INCONCLUSIVE else 0,
         "last_run_at": timestamp(now),
         "last_verdict": verdict,
         "measurements": list(run),
     })
+
+
+INCONCLUSIVE_HOLD = "AnalysisInconclusive"  # the reason a rollout waits on after too many inconclusive runs
+
+
+def inconclusive_hold(status: ModelDeploymentStatus) -> bool:
+    """Is the rollout waiting for a person after too many inconclusive runs?"""
+    return status.phase == Phase.PAUSED and any(c.type == "Ready" and c.reason == INCONCLUSIVE_HOLD
+                                                for c in status.conditions)
+
+
+def unclear(analysis: AnalysisStatus) -> str:
+    """What the last run's inconclusive metrics said, for a person (the provider's own error)."""
+    return "; ".join(f"{m.metric}: {m.message}" for m in analysis.measurements
+                     if m.verdict == Verdict.INCONCLUSIVE) or "no metric could tell"

@@ -17,7 +17,8 @@ from modeldeploy.api.spec import parse_duration
 from modeldeploy.api.status import AnalysisStatus, Phase, Verdict
 from modeldeploy.desired import requests, weights
 from modeldeploy.desired.actions import Plan
-from modeldeploy.desired.analysis import analysis_due_at, fold, number
+from modeldeploy.desired.analysis import INCONCLUSIVE_HOLD, analysis_due_at, fold, number
+from modeldeploy.desired.analysis import unclear as unclear_text
 from modeldeploy.desired.clock import parse_timestamp
 
 if TYPE_CHECKING:
@@ -39,11 +40,17 @@ class CanarySteps:
         p.started = (None if fresh else parse_timestamp(old.rollout_started_at)) or p.now
         step_started = (None if fresh else parse_timestamp(old.step_started_at)) or p.now
         index = 0 if fresh or old.current_step_index is None else old.current_step_index
-        p.weight = 0 if fresh or old.canary_weight is None else old.canary_weight
+        p.weight = 0 if fresh or old.step_weight is None else old.step_weight
         p.analysis = self.record_analysis(t, fresh)
         total = p.serving_size(stable)
         rec = p.record(t)
-        held = p.requests.paused or p.spec.paused
+        limit = p.spec.rollout.analysis.inconclusive_limit if p.spec.rollout.analysis else 0
+        asked_on = p.requests.resume or p.requests.promote or p.requests.promote_full
+        if p.analysis.inconclusive_streak > limit and asked_on:
+            # Waiting on a person after too many inconclusive runs: resume or promote moves it on.
+            p.analysis = p.analysis.model_copy(update={"inconclusive_streak": 0})
+        unclear = p.analysis.inconclusive_streak > limit
+        held = p.requests.paused or p.spec.paused or unclear
 
         # A held rollout keeps promote requests for when it resumes: nothing moves while held.
         if p.requests.promote_full and not held:
@@ -54,9 +61,13 @@ class CanarySteps:
             if index < len(steps):
                 index, step_started = index + 1, p.now
         held_on_failure = not fresh and old.phase == Phase.DEGRADED and not p.spec.rollout.auto_rollback
-        if (p.requests.promote or p.requests.promote_full) and not held and held_on_failure:
-            # A person chose to go on past a held failure: the failed runs are forgiven, later ones count.
-            p.analysis = AnalysisStatus(revision=t)
+        if (p.requests.promote or p.requests.promote_full) and not held:
+            # A person chose to go on: past a held failure the failed runs are forgiven (later ones count),
+            # and past the last step no passing run is needed any more.
+            if held_on_failure:
+                p.analysis = AnalysisStatus(revision=t)
+            if index >= len(steps):
+                p.analysis = p.analysis.model_copy(update={"waived": True})
 
         failure = self.canary_failure(t, index, steps, step_started, held)
         if failure is not None:
@@ -68,8 +79,8 @@ class CanarySteps:
             step = steps[index]
             if step.set_weight is not None:
                 p.weight = step.set_weight
-                if not self.weight_reached(t, total):
-                    waiting = f"waiting for {self.split(t, total)[1]} canary pods and the traffic split"
+                if not self.weight_reached(t, total, index):
+                    waiting = f"waiting for {self.split(t, total, index)[1]} canary pods and the traffic split"
                     p.wake.append(1.0)
                     break
             elif step.pause is not None:
@@ -86,11 +97,15 @@ class CanarySteps:
                 break
             index, step_started = index + 1, p.now
 
-        if index >= len(steps) and not held:
+        if index >= len(steps) and not held and self.evidence_missing():
+            # Every step passed, but no analysis run has: the weight stays until one does.
+            waiting = "waiting for a passing analysis run before promotion (none has passed yet)"
+        elif index >= len(steps) and not held:
             # Every step passed: the canary takes all of the traffic, then becomes stable.
             p.weight = 100
             f = p.facts(t)
-            if f is not None and f.replicas >= total and p.ready(t) >= total and self.weight_reached(t, total):
+            if f is not None and f.replicas >= total and p.ready(t) >= total and \
+                    self.weight_reached(t, total, index):
                 p.replica_counts[stable] = p.pods_of(stable)
                 return p.promote(t, stable, total)
             waiting = f"promoting: {p.ready(t)}/{total} pods ready"
@@ -98,7 +113,7 @@ class CanarySteps:
 
         # While held the step clock is off; it starts again on resume.
         p.index, p.step_started = index, (None if held else step_started)
-        stable_pods, canary_pods = self.split(t, total)
+        stable_pods, canary_pods = self.split(t, total, index)
         if index >= len(steps) and not held:
             # Stable keeps what it has until promotion; the scale-down delay then applies.
             stable_pods = max(stable_pods, p.pods_of(stable))
@@ -109,30 +124,52 @@ class CanarySteps:
             deadline = step_started + timedelta(seconds=p.spec.rollout.progress_deadline_seconds)
             p.wake.append((deadline - p.now).total_seconds())
         progress = f"revision {t} (model {rec.model_version}) at {p.weight}%"
-        if p.analysis and p.analysis.runs:
+        if p.analysis.runs:
             progress += f": analysis {p.analysis.passed}/{p.analysis.runs} passed"
+        if unclear:
+            return p.finish(stable, t, Phase.PAUSED, INCONCLUSIVE_HOLD,
+                            f"{progress}; {p.analysis.inconclusive_streak} inconclusive analysis runs in a row "
+                            f"(inconclusiveLimit {limit}): {unclear_text(p.analysis)}. Waiting for a person: "
+                            f"`kubectl modeldeploy resume|promote|abort {p.obs.name}`")
         if held:
             return p.finish(stable, t, Phase.PAUSED, "Paused",
-                               f"{progress}; held by a pause request (`kubectl modeldeploy resume "
-                               f"{p.obs.name}` continues)")
+                            f"{progress}; held by a pause request (`kubectl modeldeploy resume "
+                            f"{p.obs.name}` continues)")
         step_text = f"step {min(index, len(steps)) + 1}/{len(steps)}" if index < len(steps) else "final"
         phase = Phase.PAUSED if waiting.startswith("paused until") else Phase.PROGRESSING
         return p.finish(stable, t, phase, "Paused" if phase == Phase.PAUSED else "Canary",
-                           f"{progress} ({step_text}{': ' + waiting if waiting else ''})")
+                        f"{progress} ({step_text}{': ' + waiting if waiting else ''})")
 
+    def evidence_missing(self) -> bool:
+        """Metrics are configured and no run has passed yet (nor has a person waived it)."""
+        p = self.p
+        block = p.spec.rollout.analysis
+        a = p.analysis
+        return bool(block and block.metrics) and not (a is not None and (a.passed > 0 or a.waived))
 
-    def split(self, t: int, total: int) -> tuple[int, int]:
+    def split(self, t: int, total: int, index: int) -> tuple[int, int]:
         """(stable, canary) pods for the current weight, per traffic router."""
         p = self.p
         if p.router == "replicas":
             return weights.replicas_split(total, p.weight, p.ready(t))
-        return weights.mesh_split(total, p.weight)
+        stable, canary = weights.mesh_split(total, p.weight)
+        if p.weight == 0 and self.pre_traffic(index):
+            # Judged before it gets traffic: pods enough for the first weight it will take, at weight 0.
+            steps = p.spec.rollout.steps or []
+            first = next((s.set_weight for s in steps[index:] if s.set_weight), 0)
+            canary = max(1, weights.canary_pods(total, first))
+        return stable, canary
 
+    def pre_traffic(self, index: int) -> bool:
+        """The current step is an analysis step and the canary has had no traffic yet."""
+        steps = self.p.spec.rollout.steps or []
+        return index < len(steps) and steps[index].analysis is not None and \
+            not any(s.set_weight for s in steps[:index])
 
-    def weight_reached(self, t: int, total: int) -> bool:
+    def weight_reached(self, t: int, total: int, index: int) -> bool:
         """The canary has its pods Ready and the router reports the weight."""
         p = self.p
-        _, canary = self.split(t, total)
+        _, canary = self.split(t, total, index)
         f = p.facts(t)
         pods_ok = f is not None and f.replicas >= canary and p.ready(t) >= canary
         if p.router == "replicas":
@@ -165,13 +202,14 @@ class CanarySteps:
         return None
 
 
-    def record_analysis(self, t: int, fresh: bool) -> AnalysisStatus | None:
-        """Fold this reconcile's measurements (if any) into the running analysis."""
+    def record_analysis(self, t: int, fresh: bool) -> AnalysisStatus:
+        """Fold this reconcile's measurements (if any) into the running analysis; a run that measured another
+        revision (the canary changed since it was taken) is discarded, never counted for this one."""
         p = self.p
         old = p.old.analysis
         a = old if (old is not None and old.revision == t and not fresh) else AnalysisStatus(revision=t)
         run = p.obs.measurements
-        if run is None:
+        if run is None or p.obs.measured_revision != t:
             return a
         return fold(a, run, p.now)
 

@@ -64,5 +64,7 @@ class Observed:
     annotations: dict[str, str] = field(default_factory=dict)
     # An analysis run taken during this reconcile (see desired.analysis_due).
     measurements: tuple[Measurement, ...] | None = None
+    # The revision that run measured: a run of a revision that is no longer the canary is discarded.
+    measured_revision: int | None = None
     # Canary weight the traffic router reports, None when it cannot tell.
     router_weight: int | None = None

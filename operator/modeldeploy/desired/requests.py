@@ -17,6 +17,7 @@ PROMOTE_FULL = f"{GROUP}/promote-full"  # "<token>": skip every remaining step
 ABORT = f"{GROUP}/abort"  # "<token>": send traffic back to stable, stop this revision
 ROLLBACK = f"{GROUP}/rollback"  # "<revision>@<token>": serve that revision
 PAUSED = f"{GROUP}/paused"  # "true" while a person holds the rollout
+RESUME = f"{GROUP}/resume"  # "<token>": go on after a hold the operator chose (too many inconclusive runs)
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class Requests:
     abort: str | None = None
     rollback: tuple[int, str] | None = None
     paused: bool = False
+    resume: str | None = None
 
 
 def pending(annotations: dict[str, str], handled: dict[str, str]) -> Requests:
@@ -44,4 +46,4 @@ def pending(annotations: dict[str, str], handled: dict[str, str]) -> Requests:
         if number.isdigit():
             rollback = (int(number), raw)
     return Requests(promote=new(PROMOTE), promote_full=new(PROMOTE_FULL), abort=new(ABORT), rollback=rollback,
-                    paused=annotations.get(PAUSED, "").lower() == "true")
+                    paused=annotations.get(PAUSED, "").lower() == "true", resume=new(RESUME))

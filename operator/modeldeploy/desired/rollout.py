@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from modeldeploy.api import names
 from modeldeploy.api.spec import ModelDeploymentSpec, ModelSource, PodTemplate, Runtime
 from modeldeploy.api.status import AnalysisStatus, ModelDeploymentStatus, Phase, RollbackOverride
-from modeldeploy.desired import requests, scaling, service, workload
+from modeldeploy.desired import requests, scaling, service, weights, workload
 from modeldeploy.desired.actions import Event, Plan, Ref, Traffic
 from modeldeploy.desired.analysis import analysis_due
 from modeldeploy.desired.canary import CanarySteps
@@ -401,7 +401,10 @@ class _Planner:
         return out
 
     def consume_idle_promotes(self, canary: int | None) -> None:
-        """A promote with no canary step to finish is spent, with a warning, so it cannot skip a later step."""
+        """A promote with no canary step to finish is spent, with a warning, so it cannot skip a later step.
+        A resume is spent at once: it acts only in the pass that sees it."""
+        if self.requests.resume:
+            self.handled[requests.RESUME] = self.requests.resume
         held = self.spec.paused or self.requests.paused
         if canary is not None and self.canary_rev == canary and held:
             return  # kept for when the held canary resumes
@@ -491,10 +494,19 @@ class _Planner:
                                         revision_name(self.obs.name, self.records[number].hash)))
             excess -= 1
 
+    def served_weight(self, stable: int | None, canary: int | None) -> int:
+        """The share the canary serves now: of the Ready pods behind `<md>` with no mesh, the weight the route
+        reports with one (0 when it cannot tell)."""
+        if self.router != "replicas":
+            return self.obs.router_weight or 0
+        stable_ready = self.ready(stable) if stable is not None else 0
+        return weights.effective_weight(stable_ready, self.ready(canary) if canary is not None else 0)
+
     def status(self, stable: int | None, canary: int | None, phase: Phase, reason: str, message: str,
                keep: set[int]) -> ModelDeploymentStatus:
         live = [self.obs.deployments[n] for n in keep if n in self.obs.deployments]
         now = timestamp(self.now)
+        in_canary = canary is not None and self.canary_rev == canary
         transition = phase != self.old.phase or reason != ready_reason(self.old)
         if transition and not any(e.reason == reason for e in self.plan.events):
             kind = "Warning" if phase in (Phase.DEGRADED, Phase.FAILED) else "Normal"
@@ -504,11 +516,11 @@ class _Planner:
             phase=phase,
             stable_revision=stable,
             canary_revision=canary,
-            canary_weight=self.weight if canary is not None and self.canary_rev == canary else None,
-            current_step_index=self.index if canary is not None and self.canary_rev == canary else None,
-            step_started_at=(timestamp(self.step_started) if self.step_started and canary is not None
-                             and self.canary_rev == canary else None),
-            analysis=self.analysis if self.analysis and self.analysis.runs else None,
+            canary_weight=self.served_weight(stable, canary) if in_canary else None,
+            step_weight=self.weight if in_canary else None,
+            current_step_index=self.index if in_canary else None,
+            step_started_at=timestamp(self.step_started) if self.step_started and in_canary else None,
+            analysis=self.analysis if self.analysis and (self.analysis.runs or self.analysis.waived) else None,
             rollback=self.override,
             handled_requests=self.handled,
             replicas=sum(f.replicas for f in live),

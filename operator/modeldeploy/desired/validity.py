@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 from pydantic import ValidationError
 
+from modeldeploy.api import names
 from modeldeploy.api.spec import ModelDeploymentSpec
 from modeldeploy.api.status import Condition, ConditionType, ModelDeploymentStatus, Phase
 from modeldeploy.desired import workload
@@ -29,6 +32,8 @@ def format_validation_error(err: ValidationError) -> str:
 
 def unhonourable(spec: ModelDeploymentSpec, obs: Observed) -> tuple[str, str] | None:
     """(reason, message) when the spec passes the schema but cannot be served as written."""
+    if len(obs.name) > names.MAX_NAME_LENGTH or not re.match(names.NAME_PATTERN, obs.name):
+        return "InvalidName", names.NAME_MESSAGE  # made before the schema said so
     try:
         resolve(spec.runtime)
     except UnknownPreset as exc:

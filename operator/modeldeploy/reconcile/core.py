@@ -122,7 +122,8 @@ def report(kube: Kube, md: JSON, plan: rollout.Plan) -> None:
 
 def measure(observed: Observed, spec: JSON, old: ModelDeploymentStatus) -> Observed:
     """Take an analysis run when one is due, so the planner sees its measurements."""
-    if not rollout.analysis_due(spec, old, observed.now):
+    canary = observed.deployments.get(old.canary_revision) if old.canary_revision is not None else None
+    if not rollout.analysis_due(spec, old, observed.now, canary.ready_replicas if canary else 0):
         return observed
     parsed = ModelDeploymentSpec.model_validate(spec)
     assert parsed.rollout.analysis is not None and old.canary_revision is not None
@@ -132,7 +133,7 @@ def measure(observed: Observed, spec: JSON, old: ModelDeploymentStatus) -> Obser
     measurements = providers.run(parsed.rollout.analysis.metrics or [], context)
     log.info("%s/%s analysis: %s", observed.namespace, observed.name,
              ", ".join(f"{m.metric}={m.value} {m.verdict.value}" for m in measurements))
-    return replace(observed, measurements=measurements)
+    return replace(observed, measurements=measurements, measured_revision=old.canary_revision)
 
 
 def reconcile(kube: Kube, namespace: str, name: str, settings: Settings,
