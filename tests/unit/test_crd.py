@@ -80,8 +80,6 @@ EXPECTED_CEL = {
                             "version); use another name"],
     ".spec.template.metadata": [RESERVED_KEYS_MESSAGE, RESERVED_KEYS_MESSAGE],
     ".spec.rollout": [PRE_TRAFFIC_REFUSED],
-    ".spec": ["with autoscaling, replicas is the starting size and must lie within "
-              "[autoscaling.minReplicas, autoscaling.maxReplicas]"],
     ".spec.runtime": ["set exactly one of runtime.image or runtime.preset"],
     ".spec.autoscaling": ["autoscaling.minReplicas must not exceed maxReplicas"],
     ".spec.rollout.steps[]": ["each rollout step sets exactly one of setWeight, pause, analysis"],
@@ -203,7 +201,9 @@ def test_single_served_storage_version_with_status_subresource() -> None:
     assert [v["name"] for v in CRD["spec"]["versions"]] == [names.VERSION]
     assert VERSION["served"] is True
     assert VERSION["storage"] is True
-    assert VERSION["subresources"] == {"status": {}}
+    assert VERSION["subresources"] == {"status": {}, "scale": {
+        "specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas",
+        "labelSelectorPath": ".status.selector"}}
 
 
 @pytest.mark.parametrize(("json_schema", "expected"), [

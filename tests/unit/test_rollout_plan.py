@@ -570,8 +570,6 @@ UNHONOURABLE: dict[str, tuple[dict[str, Any], str, list[str]]] = {
     "image-and-preset": (spec(runtime={"image": IMAGE, "preset": "mlserver"}), "InvalidSpec",
                          ["spec.runtime", "exactly one of runtime.image or runtime.preset"]),
     "unknown-field": (spec(replica=3), "InvalidSpec", ["spec.replica: Extra inputs are not permitted"]),
-    "replicas-outside-autoscaling": (spec(replicas=20, autoscaling={"minReplicas": 2, "maxReplicas": 10}),
-                                     "InvalidSpec", ["minReplicas", "maxReplicas"]),
 }
 
 
@@ -614,39 +612,54 @@ def test_invalid_spec_on_first_apply_names_the_field() -> None:
 AUTOSCALING = {"minReplicas": 2, "maxReplicas": 10, "targetCPUUtilizationPercentage": 70}
 
 
-def test_autoscaling_targets_the_stable_deployment() -> None:
+def test_autoscaling_targets_the_modeldeployment() -> None:
     # Given autoscaling on, revision 1 serving
     p = plan(spec(replicas=None, autoscaling=AUTOSCALING), HEALTHY_1, observed(ready(1, 2), revisions=(R1,)))
-    # Then an HPA scales fraud-r1 within the bounds
+    # Then an HPA scales the ModelDeployment itself (its scale subresource) within the bounds
     (hpa,) = manifests(p, "HorizontalPodAutoscaler").values()
     assert hpa["metadata"]["name"] == MD
-    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "fraud-r1"}
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "modeldeploy.dev/v1alpha1", "kind": "ModelDeployment",
+                                             "name": MD}
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 10)
     assert hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 70
+    # And status carries the selector of every serving pod, for the scale subresource
+    assert p.status.selector == "modeldeploy.dev/name=fraud"
 
 
 @pytest.mark.parametrize(("raw", "seen", "expected"), [
     (spec(replicas=None, autoscaling=AUTOSCALING), observed(revisions=()), {1: 2}),
     (spec(replicas=4, autoscaling=AUTOSCALING), observed(revisions=()), {1: 4}),
-    (spec(replicas=4, autoscaling=AUTOSCALING), observed(ready(1, 7), revisions=(R1,)), {1: 7}),
+    (spec(replicas=7, autoscaling=AUTOSCALING), observed(ready(1, 4), revisions=(R1,)), {1: 7}),
+    (spec(replicas=20, autoscaling=AUTOSCALING), observed(ready(1, 4), revisions=(R1,)), {1: 10}),
     (spec(replicas=4), observed(ready(1, 7), revisions=(R1,)), {1: 4}),
-], ids=["first-apply-at-min", "first-apply-at-replicas", "keeps-hpa-choice", "without-hpa-spec-wins"])
-def test_deployment_replicas_follow_the_autoscaler(raw: dict[str, Any], seen: Observed,
-                                                    expected: dict[int, int]) -> None:
-    # Given an HPA may have resized the serving Deployment
-    # When planned
+], ids=["first-apply-at-min", "first-apply-at-replicas", "follows-the-hpa-through-spec-replicas",
+        "clamped-to-max", "deployment-size-never-read-back"])
+def test_deployment_replicas_follow_spec_replicas(raw: dict[str, Any], seen: Observed,
+                                                  expected: dict[int, int]) -> None:
+    # Given the HPA writes spec.replicas (the scale subresource), never the Deployments
     p = plan(raw, HEALTHY_1 if seen.revisions else status(), seen)
-    # Then the planned size is the autoscaler's when there is one, spec's otherwise
+    # Then the planned size is spec.replicas within the autoscaler's bounds, whatever a Deployment says
     assert replicas(p) == expected
 
 
-def test_rollout_with_autoscaling_starts_at_the_autoscaled_size() -> None:
-    # Given the HPA has grown revision 1 to 7 pods
-    raw = spec("8", replicas=None, autoscaling=AUTOSCALING)
-    p = plan(raw, HEALTHY_1, observed(ready(1, 7), revisions=(R1,)))
-    # Then revision 2 starts at 7 too, so promotion never loses capacity; the HPA stays on 1 until then
-    assert replicas(p) == {1: 7, 2: 7}
-    assert manifests(p, "HorizontalPodAutoscaler")[MD]["spec"]["scaleTargetRef"]["name"] == "fraud-r1"
+@pytest.mark.parametrize("passes", [1, 5], ids=["one-pass", "five-passes"])
+def test_a_canary_with_autoscaling_never_shrinks_the_total(passes: int) -> None:
+    # Given the HPA set spec.replicas to 8 and a canary takes 25% with the replicas router
+    steps = {"steps": [{"setWeight": 25}, {"pause": {}}]}
+    raw = spec("8", replicas=8, autoscaling={"minReplicas": 2, "maxReplicas": 10}, rollout=steps)
+    old = HEALTHY_1
+    r1 = record(1, "7", STABLE, replicas=8, autoscaling={"minReplicas": 2, "maxReplicas": 10}, rollout=steps)
+    deps = {1: ready(1, 8)}
+    # When the operator plans pass after pass, the pods doing what it planned
+    for _ in range(passes):
+        seen = observed(*deps.values(), revisions=(r1, record(2, "8", PROGRESSING, replicas=8,
+                                                             autoscaling={"minReplicas": 2, "maxReplicas": 10},
+                                                             rollout=steps)))
+        p = plan(raw, old, seen)
+        deps = {n: ready(n, count) for n, count in replicas(p).items()}
+        old = p.status
+    # Then stable and canary share the autoscaled 8 between them: capacity never drops (8 -> 4 -> 2 -> 1 before)
+    assert sum(replicas(p).values()) >= 8 and replicas(p)[1] >= 6, replicas(p)
 
 
 @pytest.mark.parametrize(("raw", "has_hpa", "has_pdb", "hpa", "pdb"), [

@@ -180,7 +180,10 @@ def build_crd() -> dict[str, Any]:
                 "name": names.VERSION,
                 "served": True,
                 "storage": True,
-                "subresources": {"status": {}},
+                # scale: an HPA (or `kubectl scale`) sets spec.replicas; the operator splits it between revisions.
+                "subresources": {"status": {}, "scale": {"specReplicasPath": ".spec.replicas",
+                                                         "statusReplicasPath": ".status.replicas",
+                                                         "labelSelectorPath": ".status.selector"}},
                 "additionalPrinterColumns": [dict(c) for c in PRINTER_COLUMNS],
                 "schema": {"openAPIV3Schema": root_schema()},
             }],

@@ -322,36 +322,24 @@ class Rollout(_Model):
 class ModelDeploymentSpec(_Model):
     """What a team asks for: one model, served."""
 
-    model_config = ConfigDict(json_schema_extra=_cel(
-        ("!has(self.autoscaling) || !has(self.replicas) || "
-         "(self.replicas >= self.autoscaling.minReplicas && self.replicas <= self.autoscaling.maxReplicas)",
-         "with autoscaling, replicas is the starting size and must lie within "
-         "[autoscaling.minReplicas, autoscaling.maxReplicas]"),
-    ))
-
     model: ModelSource
     runtime: Runtime
     template: PodTemplate | None = None
-    replicas: Annotated[int | None, Field(ge=0, le=1000, description=(
-        "Serving pods; default 1. With autoscaling: the starting size"))] = None
+    # Defaulted by the API server too, so the scale subresource always has a number: an autoscaler treats a
+    # target at 0 replicas as switched off.
+    replicas: Annotated[int, Field(ge=0, le=1000, description=(
+        "Serving pods; default 1. With autoscaling the autoscaler sets it (through the scale subresource), "
+        "within [minReplicas, maxReplicas]"))] = 1
     autoscaling: Autoscaling | None = None
     rollout: Rollout = Rollout()
     revision_history_limit: Annotated[int, Field(ge=1, le=100)] = 10
     paused: bool = False
 
-    @model_validator(mode="after")
-    def _replicas_in_bounds(self) -> ModelDeploymentSpec:
-        a = self.autoscaling
-        if a and self.replicas is not None and not a.min_replicas <= self.replicas <= a.max_replicas:
-            raise ValueError("with autoscaling, replicas is the starting size and must lie within "
-                             "[autoscaling.minReplicas, autoscaling.maxReplicas]")
-        return self
-
     def desired_replicas(self) -> int:
-        """Pods of a fully rolled-out revision when no autoscaler decides."""
-        if self.replicas is not None:
-            return self.replicas
-        return self.autoscaling.min_replicas if self.autoscaling else 1
+        """Serving pods: spec.replicas, kept within the autoscaler's bounds (which it enforces on its next pass
+        anyway; a new ModelDeployment starts at minReplicas without waiting for it)."""
+        a = self.autoscaling
+        return min(max(self.replicas, a.min_replicas), a.max_replicas) if a else self.replicas
 
     def serving_template(self) -> dict[str, Any]:
         """The part of the spec that makes a revision: everything that changes pods."""

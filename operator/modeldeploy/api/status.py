@@ -94,6 +94,8 @@ class ModelDeploymentStatus(_Model):
     replicas: int | None = None
     ready_replicas: int | None = None
     url: str | None = None
+    # The scale subresource's label selector: every serving pod, whichever revision.
+    selector: str | None = None
     model_version: str | None = None
     rollout_started_at: str | None = None
     step_started_at: str | None = None

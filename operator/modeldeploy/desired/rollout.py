@@ -149,10 +149,8 @@ class _Planner:
         return f.ready_replicas if f else 0
 
     def serving_size(self, number: int) -> int:
-        """Pods a serving revision should have; an autoscaler's choice is kept."""
-        f = self.facts(number)
-        if self.spec.autoscaling and f is not None and f.replicas > 0:
-            return f.replicas
+        """Pods the serving revisions should have between them: spec.replicas, which an autoscaler writes
+        through the scale subresource (one number, split between revisions during a rollout)."""
         return self.spec.desired_replicas()
 
     # -- the decision ----------------------------------------------------------
@@ -268,8 +266,6 @@ class _Planner:
     def progress(self, t: int, stable: int) -> Plan:
         """A new revision rolls out beside the stable one at full size, then takes over."""
         size = self.spec.desired_replicas()
-        if self.spec.autoscaling:
-            size = max(size, self.serving_size(stable))
         self.replica_counts[t] = size
         self.replica_counts[stable] = self.serving_size(stable)
         rec = self.record(t)
@@ -294,7 +290,7 @@ class _Planner:
         delay = self.spec.rollout.scale_down_delay_seconds
         self.set_outcome(stable, Outcome.SUPERSEDED)
         self.set_outcome(t, Outcome.STABLE)
-        self.replica_counts[t] = self.serving_size(t) if self.spec.autoscaling else size
+        self.replica_counts[t] = size
         self.replica_counts.pop(stable, None)
         self.scale_down[stable] = self.now + timedelta(seconds=delay)
         self.plan.events.append(Event("Normal", "Promoted",
@@ -468,7 +464,7 @@ class _Planner:
 
     def apply_scaling(self, serving: int) -> None:
         if self.spec.autoscaling:
-            self.plan.apply.append(scaling.hpa(self.owner, self.spec.autoscaling, serving))
+            self.plan.apply.append(scaling.hpa(self.owner, self.spec.autoscaling))
         elif self.obs.has_hpa:
             self.plan.delete.append(Ref("autoscaling/v2", "HorizontalPodAutoscaler", self.obs.name))
         floor = self.spec.autoscaling.min_replicas if self.spec.autoscaling else self.spec.desired_replicas()
@@ -526,6 +522,7 @@ class _Planner:
             replicas=sum(f.replicas for f in live),
             ready_replicas=sum(f.ready_replicas for f in live),
             url=service.url(self.owner),
+            selector=service.selector(self.owner),
             model_version=self.record(stable).model_version if stable is not None else None,
             rollout_started_at=(None if self.clear_started else
                                 timestamp(self.started) if canary is not None or self.keep_started else None),

@@ -9,15 +9,15 @@ from modeldeploy.api.spec import Autoscaling
 from modeldeploy.desired.workload import Owner
 
 
-def hpa(owner: Owner, autoscaling: Autoscaling, revision: int) -> dict[str, Any]:
-    """An autoscaling/v2 HPA on the stable revision's Deployment."""
+def hpa(owner: Owner, autoscaling: Autoscaling) -> dict[str, Any]:
+    """An autoscaling/v2 HPA on the ModelDeployment's own scale subresource: it sets spec.replicas, and the
+    operator splits that one number between the revisions, so a canary never fights the autoscaler."""
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
         "metadata": owner.metadata(owner.name),
         "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
-                               "name": names.deployment_name(owner.name, revision)},
+            "scaleTargetRef": {"apiVersion": names.API_VERSION, "kind": names.KIND, "name": owner.name},
             "minReplicas": autoscaling.min_replicas,
             "maxReplicas": autoscaling.max_replicas,
             "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {

@@ -34,3 +34,9 @@ def service(owner: Owner, name: str, revision: int | None) -> dict[str, Any]:
 def url(owner: Owner) -> str:
     """The in-cluster address clients use."""
     return f"http://{owner.name}.{owner.namespace}.svc.cluster.local"
+
+
+def selector(owner: Owner) -> str:
+    """Every serving pod of the ModelDeployment, as a label selector string (the scale subresource's, which an
+    autoscaler reads to find the pods it measures)."""
+    return f"{names.LABEL_MD}={owner.name}"
