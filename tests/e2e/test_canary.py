@@ -21,13 +21,14 @@ def canary_manifest(namespace: str, version: str, steps: list[dict[str, Any]], *
     return body
 
 
-def record_weights(cluster: Any, namespace: str, until: Any, timeout: float = 90) -> tuple[list[int], dict[str, Any]]:
-    """Poll status, collecting each distinct canaryWeight seen, until `until(status)`."""
+def record_weights(cluster: Any, namespace: str, until: Any, timeout: float = 90,
+                   field: str = "stepWeight") -> tuple[list[int], dict[str, Any]]:
+    """Poll status, collecting each distinct step weight (or `field`) seen, until `until(status)`."""
     seen: list[int] = []
     deadline = time.monotonic() + timeout
     while True:
         st = status(cluster, namespace)
-        w = st.get("canaryWeight")
+        w = st.get(field)
         if w is not None and (not seen or seen[-1] != w):
             seen.append(w)
         if until(st):
@@ -56,7 +57,7 @@ def test_canary_steps_then_promotion(cluster, namespace, operator, prometheus):
     apply(cluster, canary_manifest(namespace, "2", STEPS, analysis=analysis))
     weights, st = record_weights(cluster, namespace,
                                  lambda s: s.get("stableRevision") == 2 and s.get("phase") == "Healthy")
-    # Then status passed through those weights, and analysis passed on real measurements
+    # Then status passed through those steps, and analysis passed on real measurements
     assert [w for w in weights if w in (20, 50)] == [20, 50], weights
     assert st["analysis"]["passed"] >= 1 and st["analysis"]["failed"] == 0
     assert st["analysis"]["measurements"][0]["value"] == pytest.approx(0.01)

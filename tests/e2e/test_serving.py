@@ -92,11 +92,16 @@ def test_an_autoscaler_owns_replicas(cluster, namespace, operator):
                             autoscaling={"minReplicas": 2, "maxReplicas": 5, "targetCPUUtilizationPercentage": 70}))
     wait_phase(cluster, namespace, "Healthy")
     hpa = get(cluster, namespace, "hpa", MD)
-    assert hpa["spec"]["scaleTargetRef"]["name"] == f"{MD}-r1"
-    # When replicas change as an autoscaler would, the operator leaves them alone
-    cluster.kubectl("scale", "deployment", f"{MD}-r1", "--replicas=4", "-n", namespace)
-    holds_for(lambda: get(cluster, namespace, "deployment", f"{MD}-r1")["spec"]["replicas"] == 4, duration=4,
-              message="replicas stay as the autoscaler set them")
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "modeldeploy.dev/v1alpha1", "kind": "ModelDeployment",
+                                             "name": MD}
+    # When the autoscaler's path, the scale subresource, sets 4, the serving Deployment follows
+    cluster.kubectl("scale", "modeldeployment", MD, "--replicas=4", "-n", namespace)
+    wait_for(lambda: get(cluster, namespace, "deployment", f"{MD}-r1")["spec"]["replicas"], timeout=15,
+             until=lambda n: n == 4, message="the Deployment follows spec.replicas")
+    # And a change made to the Deployment behind the operator's back is drift, put back
+    cluster.kubectl("scale", "deployment", f"{MD}-r1", "--replicas=1", "-n", namespace)
+    wait_for(lambda: get(cluster, namespace, "deployment", f"{MD}-r1")["spec"]["replicas"], timeout=15,
+             until=lambda n: n == 4, message="drift on the Deployment's replicas is corrected")
 
 
 def test_deleting_the_modeldeployment_removes_every_child(cluster, namespace, operator):
