@@ -171,3 +171,27 @@ def test_bad_names_and_reserved_keys_are_refused_at_admission(cluster, namespace
     b["spec"].update(change.get("spec", {}))
     proc = cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(b), check=False)
     assert proc.returncode != 0 and says in proc.stderr, proc.stderr
+
+
+def test_deleting_the_history_never_touches_what_serves(cluster, namespace, operator):
+    # Given revision 2 serves, revision 1 kept for a fast way back
+    apply(cluster, body(namespace, "1", PAUSE_AT_HALF))
+    wait_phase(cluster, namespace, "Healthy", stableRevision=1)
+    apply(cluster, body(namespace, "2", []))
+    wait_phase(cluster, namespace, "Healthy", stableRevision=2, readyReplicas=4)
+    pods = {p["metadata"]["uid"] for p in get(cluster, namespace, "pods")["items"]
+            if p["metadata"]["labels"].get("modeldeploy.dev/revision") == "2"}
+    # When every ControllerRevision is deleted (a cleanup, a restore from a backup without them)
+    with ServedMonitor(cluster, namespace, MD) as served:
+        cluster.kubectl("delete", "controllerrevisions", "--all", "-n", namespace)
+        rows = wait_for(lambda: json.loads(cli(cluster, "history", MD, "-n", namespace, "-o", "json").stdout or "[]"),
+                        timeout=20, until=lambda r: len(r) == 2, message="the history is rebuilt")
+        holds_for(lambda: status(cluster, namespace), duration=3, message="revision 2 keeps serving",
+                  until=lambda s: s.get("stableRevision") == 2 and s.get("phase") == "Healthy")
+    # Then the history is rebuilt from the Deployments under the same numbers, nothing is restarted or deleted
+    assert [(r["revision"], r["outcome"]) for r in rows] == [(1, "Superseded"), (2, "Stable")], rows
+    assert set(deployments(cluster, namespace)) == {f"{MD}-r1", f"{MD}-r2"}
+    now = {p["metadata"]["uid"] for p in get(cluster, namespace, "pods")["items"]
+           if p["metadata"]["labels"].get("modeldeploy.dev/revision") == "2"}
+    assert now == pods
+    assert served.lowest >= 4, served.dips(4)

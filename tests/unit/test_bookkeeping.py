@@ -3,6 +3,7 @@ record, history rebuilt from the Deployments, crash loops counted in a recent wi
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from modeldeploy.api.status import Phase
@@ -57,7 +58,7 @@ def test_rolling_back_to_a_failed_revision_says_so() -> None:
 def test_lost_history_is_rebuilt_from_the_deployments_and_nothing_serving_is_deleted() -> None:
     # Given the ControllerRevisions were deleted (a cleanup, a restore) while revision 1 serves
     r1 = record(1, "7", STABLE)
-    seen = observed(ready(1, template_hash=r1.hash, model_version="7"), revisions=())
+    seen = observed(ready(1, carried=replace(r1, outcome="")), revisions=())
     p = rollout.plan(spec("7"), status(Phase.HEALTHY, stable=1), seen, SETTINGS)
     # Then revision 1 is re-adopted under its own number: not deleted, not restarted, history written again
     assert replicas(p) == {1: 3} and not deleted(p)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -12,6 +13,7 @@ from pydantic import ValidationError
 from modeldeploy.api import names
 from modeldeploy.api.spec import ModelDeploymentSpec
 from modeldeploy.desired import workload
+from modeldeploy.desired.revision import template_hash
 from modeldeploy.desired.runtime import PRESETS
 from modeldeploy.desired.settings import Settings
 
@@ -162,7 +164,11 @@ def test_labels_selector_and_owner() -> None:
     meta = d["metadata"]
     assert (meta["name"], meta["namespace"]) == ("fraud-r3", "risk")
     assert meta["labels"] == {names.LABEL_NAME: "fraud", names.LABEL_MANAGED_BY: "modeldeploy",
-                              names.LABEL_MD: "fraud", names.LABEL_REVISION: "3"}
+                              names.LABEL_MD: "fraud", names.LABEL_REVISION: "3",
+                              names.LABEL_REVISION_HASH: template_hash(s.serving_template())}
+    # And it says which serving template it runs (in its own metadata only: never a pod restart)
+    assert json.loads(meta["annotations"][names.ANN_SERVING_TEMPLATE]) == s.serving_template()
+    assert names.ANN_SERVING_TEMPLATE not in p["metadata"]["annotations"]
     assert meta["ownerReferences"] == [{"apiVersion": "modeldeploy.dev/v1alpha1", "kind": "ModelDeployment",
                                         "name": "fraud", "uid": OWNER.uid, "controller": True,
                                         "blockOwnerDeletion": True}]

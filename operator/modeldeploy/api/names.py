@@ -21,6 +21,8 @@ ANN_MODEL_VERSION = f"{GROUP}/model-version"
 ANN_OUTCOME = f"{GROUP}/outcome"
 ANN_OUTCOME_REASON = f"{GROUP}/outcome-reason"
 ANN_SCALE_DOWN_AT = f"{GROUP}/scale-down-at"
+# On each revision Deployment: the serving template it runs (JSON), so lost history can be rebuilt from it.
+ANN_SERVING_TEMPLATE = f"{GROUP}/serving-template"
 # On a failed or aborted revision: the spec has since asked for another one, so
 # asking for it again is a new attempt.
 ANN_RELEASED = f"{GROUP}/released"

@@ -36,6 +36,9 @@ class DeploymentFacts:
     crashing_pod: str = ""
     # How that pod's most restarted container last ended, e.g. "container server last exited 1 (Error)".
     crash_exit: str = ""
+    # The revision as the Deployment itself records it (hash, model version, serving template; no outcome), for
+    # re-adopting it when the history is gone; None on a Deployment that does not say.
+    carried: RevisionRecord | None = None
 
     def crash_loop(self, limit: int) -> str | None:
         """Why its pods count as crash-looping, with numbers; None below `limit` restarts."""

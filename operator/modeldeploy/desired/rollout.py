@@ -12,7 +12,7 @@ the serving template changes again.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -51,6 +51,12 @@ class _Planner:
         self.plan = Plan()
         self.records: dict[int, RevisionRecord] = {r.number: r for r in obs.revisions}
         self.changed: dict[int, RevisionRecord] = {}
+        for number, f in sorted(obs.deployments.items()):
+            if number not in self.records and f.carried is not None:
+                # The history is gone (a cleanup, a restore): the Deployment says what it runs; adopt it as is.
+                outcome = (Outcome.STABLE if number == status.stable_revision else
+                           Outcome.PROGRESSING if number == status.canary_revision else Outcome.SUPERSEDED)
+                self.records[number] = self.changed[number] = replace(f.carried, outcome=outcome.value)
         self.replica_counts: dict[int, int] = {}
         self.scale_down: dict[int, datetime] = {}
         self.wake: list[float] = []
@@ -108,7 +114,7 @@ class _Planner:
             return self.record(self._target)
         template = self.spec.serving_template()
         digest = template_hash(template)
-        for rec in self.obs.revisions:
+        for rec in sorted(self.records.values(), key=lambda r: r.number):
             if rec.hash == digest:
                 self._target = rec.number
                 return rec
@@ -124,7 +130,7 @@ class _Planner:
         """The serving revision: from status, or from history when status was lost."""
         if self.old.stable_revision in self.records:
             return self.old.stable_revision
-        stable = [r.number for r in self.obs.revisions if r.outcome == Outcome.STABLE.value]
+        stable = [r.number for r in self.records.values() if r.outcome == Outcome.STABLE.value]
         return max(stable) if stable else None
 
     def spec_of(self, number: int) -> ModelDeploymentSpec:
@@ -219,9 +225,12 @@ class _Planner:
             self.handled[requests.ROLLBACK] = token
             if number in self.records:
                 self.override = RollbackOverride(revision=number, spec_hash=digest)
+                rec = self.record(number)
+                before = (f"; it failed before ({rec.reason}), so this is a new attempt"
+                          if rec.outcome == Outcome.FAILED.value else "")
                 self.plan.events.append(Event("Normal", "RollbackRequested",
                                               f"rolling back to revision {number} (model "
-                                              f"{self.record(number).model_version}); it serves until the "
+                                              f"{rec.model_version}){before}; it serves until the "
                                               f"spec's serving template changes"))
             else:
                 known = ", ".join(str(n) for n in sorted(self.records)) or "none"
@@ -230,9 +239,11 @@ class _Planner:
                                               f"see `kubectl modeldeploy history {self.obs.name}`"))
         if self.override is not None:
             number = self.override.revision
-            if self.record(number).outcome in STOPPED:
-                # Asking for it back by hand is the "spec change" that lifts a failure.
-                self.set_outcome(number, Outcome.SUPERSEDED)
+            rec = self.record(number)
+            if rec.outcome in STOPPED and not rec.released:
+                # Asking for it back by hand is the "spec change" that lifts a failure: a new attempt, which the
+                # history records as one (it never served, so it is not "Superseded").
+                self.set_outcome(number, Outcome(rec.outcome), rec.reason, released=True)
             return number
         return spec_rev
 
@@ -368,8 +379,9 @@ class _Planner:
             self.apply_deployment(number, serving, canary)
         drains = self.drains(keep, serving)
         for number, pods in sorted(drains.items()):
-            self.plan.apply.append(workload.deployment(self.spec_of(number), self.owner, number, pods,
-                                                       self.settings))
+            if number in self.records:  # one with no record (made before Deployments said what they run) is left as is
+                self.plan.apply.append(workload.deployment(self.spec_of(number), self.owner, number, pods,
+                                                           self.settings))
         for number in self.obs.deployments:
             if number not in keep and number not in drains:
                 self.plan.delete.append(Ref("apps/v1", "Deployment",
@@ -388,7 +400,7 @@ class _Planner:
         Ready pods, so what is served never drops by more than the one pod a replacement is starting."""
         missing = self.serving_size(serving) - sum(self.ready(n) for n in keep)
         out: dict[int, int] = {}
-        leaving = [n for n in self.obs.deployments if n not in keep and n in self.records and self.pods_of(n)]
+        leaving = [n for n in self.obs.deployments if n not in keep and self.pods_of(n)]
         for number in sorted(leaving, key=lambda n: (-self.ready(n), -n)):
             pods = min(self.pods_of(number), max(0, missing))
             if pods:
@@ -412,11 +424,18 @@ class _Planner:
                                               "`kubectl modeldeploy promote` found no canary step to finish"))
 
     def previous(self, keep: set[int]) -> int | None:
-        """The most recent superseded revision still deployed: kept scaled down for a fast way back."""
+        """The revision superseded last, still deployed: kept (scaled down after the delay) for a fast way back.
+        Last means last to serve, which after a revert or a rollback is not the highest number."""
         candidates = [n for n, f in self.obs.deployments.items()
                       if n not in keep and n in self.records
                       and self.record(n).outcome == Outcome.SUPERSEDED.value]
-        return max(candidates) if candidates else None
+
+        def superseded_at(number: int) -> tuple[datetime, int]:
+            facts = self.facts(number)
+            when = self.scale_down.get(number) or (facts.scale_down_at if facts else None)
+            return when or datetime.min.replace(tzinfo=UTC), number
+
+        return max(candidates, key=superseded_at) if candidates else None
 
     def apply_deployment(self, number: int, serving: int, canary: int | None) -> None:
         f = self.facts(number)

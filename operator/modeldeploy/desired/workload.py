@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from modeldeploy.api import names
 from modeldeploy.api.spec import ModelDeploymentSpec
+from modeldeploy.desired.revision import template_hash
 from modeldeploy.desired.runtime import resolve
 from modeldeploy.desired.settings import Settings
 
@@ -141,14 +143,19 @@ def deployment(spec: ModelDeploymentSpec, owner: Owner, revision: int, replicas:
                settings: Settings, scale_down_at: datetime | None = None) -> dict[str, Any]:
     """The Deployment `<md>-r<N>` at the given replica count."""
     selector = {names.LABEL_MD: owner.name, names.LABEL_REVISION: str(revision)}
-    annotations = {names.ANN_MODEL_VERSION: spec.model.version}
+    serving = spec.serving_template()
+    # The Deployment carries its own revision's identity (only in its metadata: pods never restart for it),
+    # so a lost history is rebuilt from what runs, never by replacing it.
+    annotations = {names.ANN_MODEL_VERSION: spec.model.version,
+                   names.ANN_SERVING_TEMPLATE: json.dumps(serving, sort_keys=True, separators=(",", ":"))}
     if scale_down_at is not None:
         annotations[names.ANN_SCALE_DOWN_AT] = scale_down_at.strftime("%Y-%m-%dT%H:%M:%SZ")
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": owner.metadata(names.deployment_name(owner.name, revision),
-                                   {names.LABEL_REVISION: str(revision)}, annotations),
+                                   {names.LABEL_REVISION: str(revision),
+                                    names.LABEL_REVISION_HASH: template_hash(serving)}, annotations),
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": selector},

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from kubernetes.client.rest import ApiException
@@ -46,18 +47,44 @@ def last_exit(container: JSON) -> str:
     return text + (f": {message[:200]}" if message else "")
 
 
-def _restarts(pods: list[JSON]) -> tuple[int, str, str]:
-    """The highest container restart count among pods, that pod's name, and how that container last ended."""
+# Restarts count toward a crash loop only while recent: a pod that restarted a few times over weeks is not one.
+CRASH_WINDOW = timedelta(minutes=10)
+
+
+def _recent(container: JSON, now: datetime | None) -> bool:
+    """Did the container last end within CRASH_WINDOW (or can it not tell)?"""
+    ended = parse_timestamp(((container.get("lastState") or {}).get("terminated") or {}).get("finishedAt"))
+    return now is None or ended is None or now - ended <= CRASH_WINDOW
+
+
+def _restarts(pods: list[JSON], now: datetime | None = None) -> tuple[int, str, str]:
+    """The highest recent container restart count among pods, that pod's name, and how that container last
+    ended."""
     best, who, how = 0, "", ""
     for pod in pods:
         for container in _containers(pod):
-            if (count := int(container.get("restartCount", 0))) > best:
+            if (count := int(container.get("restartCount", 0))) > best and _recent(container, now):
                 best, who, how = count, pod["metadata"]["name"], last_exit(container)
     return best, who, how
 
 
-def deployments(deps: list[JSON], pods: list[JSON]) -> dict[int, DeploymentFacts]:
-    """The revision Deployments, with readiness and crash counts."""
+def carried(dep: JSON, revision: int) -> RevisionRecord | None:
+    """The revision a Deployment says it runs, from its own labels and annotations."""
+    meta = dep["metadata"]
+    ann = meta.get("annotations") or {}
+    digest = (meta.get("labels") or {}).get(names.LABEL_REVISION_HASH)
+    try:
+        template = json.loads(ann.get(names.ANN_SERVING_TEMPLATE) or "")
+    except ValueError:
+        return None
+    if not digest or not isinstance(template, dict):
+        return None
+    return RevisionRecord(number=revision, hash=digest, model_version=ann.get(names.ANN_MODEL_VERSION, ""),
+                          outcome="", template=template)
+
+
+def deployments(deps: list[JSON], pods: list[JSON], now: datetime | None = None) -> dict[int, DeploymentFacts]:
+    """The revision Deployments, with readiness and crash counts (restarts within CRASH_WINDOW of `now`)."""
     out: dict[int, DeploymentFacts] = {}
     pods_by_rev: dict[int, list[JSON]] = {}
     for pod in pods:
@@ -69,7 +96,7 @@ def deployments(deps: list[JSON], pods: list[JSON]) -> dict[int, DeploymentFacts
         if rev is None or dep["metadata"].get("deletionTimestamp"):
             continue
         st = dep.get("status", {})
-        restarts, crashing, exit_text = _restarts(pods_by_rev.get(rev, []))
+        restarts, crashing, exit_text = _restarts(pods_by_rev.get(rev, []), now)
         ann = dep["metadata"].get("annotations") or {}
         # Readiness counts only once the Deployment controller has seen its spec.
         fresh = st.get("observedGeneration", 0) >= dep["metadata"].get("generation", 0)
@@ -82,6 +109,7 @@ def deployments(deps: list[JSON], pods: list[JSON]) -> dict[int, DeploymentFacts
             max_restarts=restarts,
             crashing_pod=crashing,
             crash_exit=exit_text,
+            carried=carried(dep, rev),
         )
     return out
 
@@ -156,7 +184,7 @@ def observe(kube: Kube, md: JSON, now: datetime) -> tuple[Observed, Live]:
         uid=meta["uid"],
         generation=meta.get("generation", 0),
         now=now,
-        deployments=deployments(owned["Deployment"], kube.owned("v1", "Pod", ns, name)),
+        deployments=deployments(owned["Deployment"], kube.owned("v1", "Pod", ns, name), now),
         revisions=revisions(owned["ControllerRevision"]),
         services=frozenset(s["metadata"]["name"] for s in owned["Service"]),
         has_hpa=bool(owned["HorizontalPodAutoscaler"]),
