@@ -195,3 +195,26 @@ def test_deleting_the_history_never_touches_what_serves(cluster, namespace, oper
            if p["metadata"]["labels"].get("modeldeploy.dev/revision") == "2"}
     assert now == pods
     assert served.lowest >= 4, served.dips(4)
+
+
+def test_healthy_only_once_the_pods_match(cluster, namespace, operator):
+    # Given a promoted revision 2, whose predecessor scales down 3 s later, and revision 1's pods slow to go
+    # (a finalizer holds them in Terminating, as a long graceful shutdown would)
+    apply(cluster, body(namespace, "1", []))
+    wait_phase(cluster, namespace, "Healthy", stableRevision=1)
+    apply(cluster, body(namespace, "2", []))
+    wait_phase(cluster, namespace, "Healthy", stableRevision=2)
+    held = [p["metadata"]["name"] for p in get(cluster, namespace, "pods")["items"]
+            if p["metadata"]["labels"].get("modeldeploy.dev/revision") == "1"]
+    for name in held:
+        cluster.kubectl("patch", "pod", name, "-n", namespace, "--type=merge",
+                        "-p", '{"metadata":{"finalizers":["test.modeldeploy.dev/hold"]}}')
+    # When revision 1 is ordered down, its pods are still there: status is not Healthy
+    st = wait_phase(cluster, namespace, "Progressing", timeout=20)
+    assert "revision 1 scaling to 0 pods" in st["message"], st["message"]
+    holds_for(lambda: status(cluster, namespace).get("phase"), duration=3, until=lambda p: p == "Progressing",
+              message="not Healthy while revision 1's pods remain")
+    # Then, once they are gone, it is
+    for name in held:
+        cluster.kubectl("patch", "pod", name, "-n", namespace, "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
+    wait_phase(cluster, namespace, "Healthy", timeout=20, stableRevision=2)

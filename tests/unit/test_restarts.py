@@ -21,17 +21,17 @@ def test_pod_restarts_is_the_highest_count_of_any_container() -> None:
 def test_only_a_rise_in_the_restart_count_is_news() -> None:
     seen = RestartCounts()
     # A new pod and its status changes before it crashes: nothing to do
-    assert [seen.rose("a", t, 0) for t in (None, "ADDED", "MODIFIED", "MODIFIED")] == [False] * 4
+    assert [seen.matters("a", t, 0) for t in (None, "ADDED", "MODIFIED", "MODIFIED")] == [False] * 4
     # Each restart is news once, however many status changes come with it
-    assert [seen.rose("a", "MODIFIED", n) for n in (1, 1, 1, 2, 2)] == [True, False, False, True, False]
+    assert [seen.matters("a", "MODIFIED", n) for n in (1, 1, 1, 2, 2)] == [True, False, False, True, False]
     # Pods are told apart; a pod seen first with restarts (e.g. at start-up) is news
-    assert seen.rose("b", None, 3) is True
+    assert seen.matters("b", None, 3) is True
 
 
-def test_a_deleted_pod_is_forgotten() -> None:
+def test_a_deleted_pod_is_forgotten_and_news() -> None:
     seen = RestartCounts()
-    seen.rose("a", "MODIFIED", 5)
-    assert seen.rose("a", "DELETED", 5) is False
+    seen.matters("a", "MODIFIED", 5)
+    assert seen.matters("a", "DELETED", 5) is True
     assert len(seen) == 0
 
 

@@ -119,7 +119,17 @@ CASES: dict[str, Case] = {
         spec("8"), status(Phase.HEALTHY, stable=2),
         observed(ready(1, scale_down_at=after(-1)), ready(2),
                  revisions=(record(1, "7", SUPERSEDED), record(2, "8"))),
-        Phase.HEALTHY, stable=2, replicas={1: 0, 2: 3}),
+        Phase.PROGRESSING, stable=2, replicas={1: 0, 2: 3}, events=("ScalingDown",)),
+    "healthy-once-the-scaled-down-pods-are-gone": Case(
+        spec("8"), status(Phase.PROGRESSING, stable=2, reason="ScalingDown"),
+        observed(starting(1, replicas=0, scale_down_at=after(-5)), ready(2),
+                 revisions=(record(1, "7", SUPERSEDED), record(2, "8"))),
+        Phase.HEALTHY, stable=2, replicas={1: 0, 2: 3}, events=("Healthy",)),
+    "not-healthy-while-scaled-down-pods-still-run": Case(
+        spec("8"), status(Phase.PROGRESSING, stable=2, reason="ScalingDown"),
+        observed(starting(1, replicas=0, scale_down_at=after(-5), settled=False), ready(2),
+                 revisions=(record(1, "7", SUPERSEDED), record(2, "8"))),
+        Phase.PROGRESSING, stable=2, replicas={1: 0, 2: 3}),
     "progress-deadline-rolls-back": Case(
         spec("8"), rolling(601), observed(ready(1), starting(2), revisions=(R1, record(2, "8", PROGRESSING))),
         Phase.DEGRADED, stable=1, replicas={1: 3, 2: 0}, outcomes={2: "Failed"}, events=("RolledBack",)),

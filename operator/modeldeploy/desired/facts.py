@@ -31,6 +31,9 @@ class DeploymentFacts:
     replicas: int  # spec.replicas
     ready_replicas: int
     available_replicas: int = 0
+    # The Deployment controller has seen its spec, and the revision's pods (terminating ones too) number
+    # spec.replicas: none left over from a scale-down, none missing.
+    settled: bool = True
     scale_down_at: datetime | None = None
     max_restarts: int = 0  # the highest container restart count of its pods
     crashing_pod: str = ""

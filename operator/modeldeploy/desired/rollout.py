@@ -390,10 +390,21 @@ class _Planner:
         self.apply_traffic(canary)
         self.apply_scaling(serving)
         self.apply_history(keep | set(drains))
+        if phase == Phase.HEALTHY and (unsettled := self.unsettled()):
+            # Healthy only once the pods match what was asked: a revision scaled down may still run its pods.
+            phase, reason, message = Phase.PROGRESSING, "ScalingDown", f"{message}; {unsettled}"
         self.plan.status = self.status(stable, canary, phase, reason, message, keep | set(drains))
         future = [w for w in self.wake if w > 0]
         self.plan.requeue_after = min(future) + 0.5 if future else None
         return self.plan
+
+    def unsettled(self) -> str:
+        """Which revision's pods do not yet match this plan, for a person; empty when all do."""
+        planned = {int(m["metadata"]["labels"][names.LABEL_REVISION]): m["spec"]["replicas"]
+                   for m in self.plan.apply if m["kind"] == "Deployment"}
+        waiting = [f"revision {n} scaling to {planned.get(n, 0)} pods" for n, f in sorted(self.obs.deployments.items())
+                   if planned.get(n, f.replicas) != f.replicas or not f.settled]
+        return ", ".join(waiting)
 
     def drains(self, keep: set[int], serving: int) -> dict[int, int]:
         """Pods of revisions no longer wanted (a superseded canary), kept while the wanted ones are short of

@@ -113,8 +113,8 @@ for _group, _version, _plural in CHILDREN:
 @kopf.on.event("", "v1", "pods", labels=MANAGED, id="child-pods")
 async def pod_changed(event: Mapping[str, Any], uid: str | None, namespace: str | None, labels: Mapping[str, str],
                       memo: Any, **_: Any) -> None:
-    # Only a restart counts (see handlers/restarts.py); readiness arrives with the Deployment's status.
+    # Only a restart or a pod gone counts (see handlers/restarts.py); readiness arrives with the Deployment's status.
     owner = labels.get(names.LABEL_MD)
-    if uid and memo.restarts.rose(uid, event.get("type"), pod_restarts(event.get("object") or {})) and owner \
+    if uid and memo.restarts.matters(uid, event.get("type"), pod_restarts(event.get("object") or {})) and owner \
             and namespace:
         await memo.queue.trigger(namespace, owner)

@@ -68,6 +68,11 @@ def _restarts(pods: list[JSON], now: datetime | None = None) -> tuple[int, str, 
     return best, who, how
 
 
+def _live(pods: list[JSON]) -> list[JSON]:
+    """Pods that still run or may (terminating ones too); not those that ended for good, such as evicted ones."""
+    return [p for p in pods if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+
+
 def carried(dep: JSON, revision: int) -> RevisionRecord | None:
     """The revision a Deployment says it runs, from its own labels and annotations."""
     meta = dep["metadata"]
@@ -105,6 +110,8 @@ def deployments(deps: list[JSON], pods: list[JSON], now: datetime | None = None)
             replicas=dep["spec"].get("replicas", 1),
             ready_replicas=min(st.get("readyReplicas", 0), st.get("updatedReplicas", 0)) if fresh else 0,
             available_replicas=st.get("availableReplicas", 0),
+            settled=(fresh and st.get("replicas", 0) == dep["spec"].get("replicas", 1)
+                     and len(_live(pods_by_rev.get(rev, []))) <= dep["spec"].get("replicas", 1)),
             scale_down_at=parse_timestamp(ann.get(names.ANN_SCALE_DOWN_AT)),
             max_restarts=restarts,
             crashing_pod=crashing,
