@@ -218,3 +218,40 @@ def test_healthy_only_once_the_pods_match(cluster, namespace, operator):
     for name in held:
         cluster.kubectl("patch", "pod", name, "-n", namespace, "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
     wait_phase(cluster, namespace, "Healthy", timeout=20, stableRevision=2)
+
+
+def httproute(namespace: str, name: str) -> dict[str, Any]:
+    return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"parentRefs": [{"name": "public-gateway"}],
+                     "rules": [{"backendRefs": [{"name": f"{MD}-stable", "port": 80}]}]}}
+
+
+def backends(cluster: Any, namespace: str, route: str) -> dict[str, int]:
+    refs = get(cluster, namespace, "httproute", route)["spec"]["rules"][0]["backendRefs"]
+    return {r["name"]: r.get("weight", 1) for r in refs}
+
+
+def test_a_route_the_operator_no_longer_manages_gets_its_backends_back(cluster, namespace, operator, mesh_crds):
+    for route in ("route-a", "route-b"):
+        cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(httproute(namespace, route)))
+    on_a = {"trafficRouting": {"gatewayAPI": {"httpRoute": "route-a"}}}
+    apply(cluster, body(namespace, "1", PAUSE_AT_HALF, **on_a))
+    wait_phase(cluster, namespace, "Healthy", stableRevision=1)
+    # Given a canary at 50% on route-a
+    apply(cluster, body(namespace, "2", PAUSE_AT_HALF, **on_a))
+    wait_for(lambda: backends(cluster, namespace, "route-a"), timeout=30, message="route-a splits 50/50",
+             until=lambda b: b.get(f"{MD}-canary") == 50)
+    assert "modeldeploy.dev/route-weights" in get(cluster, namespace, "modeldeployment", MD)["metadata"].get(
+        "finalizers", [])
+    # When the spec moves the split to route-b
+    apply(cluster, body(namespace, "2", PAUSE_AT_HALF, trafficRouting={"gatewayAPI": {"httpRoute": "route-b"}}))
+    # Then route-a has its own backends back, all traffic to stable, and route-b carries the split
+    wait_for(lambda: backends(cluster, namespace, "route-a"), timeout=20, message="route-a released",
+             until=lambda b: b == {f"{MD}-stable": 100})
+    wait_for(lambda: backends(cluster, namespace, "route-b"), timeout=20, message="route-b splits 50/50",
+             until=lambda b: b.get(f"{MD}-canary") == 50)
+    # And deleting the ModelDeployment takes its backend off route-b before it goes
+    cluster.kubectl("delete", "modeldeployment", MD, "-n", namespace, "--wait=true", timeout=60)
+    assert backends(cluster, namespace, "route-b") == {f"{MD}-stable": 100}
+    assert get(cluster, namespace, "modeldeployment", MD) is None

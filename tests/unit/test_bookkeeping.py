@@ -94,3 +94,37 @@ def test_recent_restarts_count_as_a_crash_loop() -> None:
     assert "restarted 7 times" in (facts[2].crash_loop(SETTINGS.crash_restart_limit) or "")
 
 
+
+
+MESH_A = {"gatewayAPI": {"httpRoute": "route-a"}}
+
+
+def test_a_route_no_longer_named_is_released() -> None:
+    # Given the operator manages weights on route-a
+    first = rollout.plan(spec("7", rollout={"steps": [{"setWeight": 50}], "trafficRouting": MESH_A}),
+                         status(Phase.HEALTHY, stable=1), observed(ready(1), revisions=(record(
+                             1, "7", STABLE, rollout={"steps": [{"setWeight": 50}], "trafficRouting": MESH_A}),),
+                             router_weight=0), SETTINGS)
+    assert first.status.route is not None and first.status.route.config == {"httpRoute": "route-a"}
+    assert first.release is None
+    # When the spec names route-b, or no mesh at all
+    for routing, now in (({"gatewayAPI": {"httpRoute": "route-b"}}, {"httpRoute": "route-b"}), (None, None)):
+        block = {"steps": [{"setWeight": 50}], **({"trafficRouting": routing} if routing else {})}
+        p = rollout.plan(spec("7", rollout=block), first.status, observed(ready(1), revisions=(record(
+            1, "7", STABLE, rollout=block),), router_weight=0), SETTINGS)
+        # Then route-a is released (its canary backend taken off), and status names what is managed now
+        assert p.release is not None and p.release.config == {"httpRoute": "route-a"}
+        assert (p.status.route.config if p.status.route else None) == now
+
+
+def test_the_last_superseded_is_kept_even_when_an_older_one_has_a_later_scale_down_time() -> None:
+    # Given revision 1 was superseded 4 s ago with a 30 s delay, and revision 2 just now with a 2 s delay
+    steps = {"steps": [{"setWeight": 50}], "scaleDownDelaySeconds": 2}
+    r1 = starting(1, replicas=4, ready=4, scale_down_at=after(26), superseded_at=after(-4))
+    r2 = ready(2, 4, scale_down_at=after(2), superseded_at=NOW)
+    seen = observed(r1, r2, ready(3, 4), revisions=(record(1, "1", SUPERSEDED, replicas=4),
+                                                    record(2, "2", SUPERSEDED, replicas=4),
+                                                    record(3, "3", STABLE, replicas=4, rollout=steps)))
+    p = rollout.plan(spec("3", replicas=4, rollout=steps), status(Phase.HEALTHY, stable=3), seen, SETTINGS)
+    # Then revision 2, which served last, is the one kept
+    assert 2 in replicas(p) and ("Deployment", "fraud-r2") not in deleted(p), (replicas(p), deleted(p))

@@ -1,11 +1,10 @@
-"""Webhook: a POST carrying the rollout's context; any 2xx answer is a pass."""
+"""Webhook: a POST carrying the rollout's context; a 2xx answer is a pass, another status a fail."""
 
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 
+from modeldeploy.analysis import http
 from modeldeploy.analysis.base import RunContext
 from modeldeploy.api.spec import Metric
 from modeldeploy.api.status import Measurement, Verdict
@@ -14,18 +13,18 @@ from modeldeploy.api.status import Measurement, Verdict
 class WebhookProvider:
     def measure(self, metric: Metric, context: RunContext) -> Measurement:
         assert metric.webhook is not None
+        url = metric.webhook.url
         body = json.dumps({"metric": metric.name, **context.variables()}).encode()
-        request = urllib.request.Request(metric.webhook.url, data=body, method="POST",
-                                         headers={"Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(request, timeout=metric.webhook.timeout_seconds) as response:
-                status = response.status
-        except urllib.error.HTTPError as exc:
-            return Measurement(metric=metric.name, verdict=Verdict.FAIL, value=float(exc.code),
-                               message=f"{metric.webhook.url} answered {exc.code}")
-        except (urllib.error.URLError, OSError) as exc:
-            return Measurement(metric=metric.name, verdict=Verdict.INCONCLUSIVE,
-                               message=f"{metric.webhook.url} did not answer: {exc}")
-        verdict = Verdict.PASS if 200 <= status < 300 else Verdict.FAIL
-        return Measurement(metric=metric.name, verdict=verdict, value=float(status),
-                           message=f"{metric.webhook.url} answered {status}")
+            answer = http.request(url, metric.webhook.timeout_seconds, body)
+        except http.Unreachable as exc:
+            return Measurement(metric=metric.name, verdict=Verdict.INCONCLUSIVE, message=f"{url} did not answer: {exc}")
+        if 300 <= answer.status < 400:
+            # Not a verdict: the endpoint is elsewhere, and the operator does not follow it there.
+            return Measurement(metric=metric.name, verdict=Verdict.INCONCLUSIVE, value=float(answer.status),
+                               message=http.short(f"{url} answered {answer.status} (a redirect to "
+                                                  f"{answer.location or 'nowhere'}); redirects are not followed: "
+                                                  f"use the final URL"))
+        verdict = Verdict.PASS if 200 <= answer.status < 300 else Verdict.FAIL
+        return Measurement(metric=metric.name, verdict=verdict, value=float(answer.status),
+                           message=f"{url} answered {answer.status}")

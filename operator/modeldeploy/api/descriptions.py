@@ -119,6 +119,10 @@ NOTES: dict[str, str] = {
     "status.rollback.revision": "The revision served",
     "status.rollback.specHash": "Hash of the spec's serving template when the rollback was asked for; the "
                                 "rollback ends when the template changes",
+    "status.route": "The user's HTTPRoute or VirtualService whose weights the operator manages; its canary "
+                    "backend is taken off when the spec names another, or the ModelDeployment is deleted",
+    "status.route.router": "gatewayAPI or istio",
+    "status.route.config": "The trafficRouting block that names the route",
     "status.handledRequests": "Tokens of the `kubectl modeldeploy` requests (annotations) already carried out",
     "status.conditions": "Ready, Progressing, Degraded, Reconciling, Stalled (kstatus reads the last two)",
     "status.conditions[].type": "Condition type",

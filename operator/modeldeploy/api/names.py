@@ -21,6 +21,7 @@ ANN_MODEL_VERSION = f"{GROUP}/model-version"
 ANN_OUTCOME = f"{GROUP}/outcome"
 ANN_OUTCOME_REASON = f"{GROUP}/outcome-reason"
 ANN_SCALE_DOWN_AT = f"{GROUP}/scale-down-at"
+ANN_SUPERSEDED_AT = f"{GROUP}/superseded-at"  # when the revision stopped serving: the last one is kept warm
 # On each revision Deployment: the serving template it runs (JSON), so lost history can be rebuilt from it.
 ANN_SERVING_TEMPLATE = f"{GROUP}/serving-template"
 # On a failed or aborted revision: the spec has since asked for another one, so
@@ -28,6 +29,9 @@ ANN_SERVING_TEMPLATE = f"{GROUP}/serving-template"
 ANN_RELEASED = f"{GROUP}/released"
 
 MODEL_MOUNT_PATH = "/mnt/models"
+
+# Held while the operator manages weights on a user's route, so deleting the ModelDeployment takes them off first.
+FINALIZER = f"{GROUP}/route-weights"
 
 # The longest ModelDeployment name whose children's names are valid: `<md>-canary` and `<md>-stable` are
 # Services, whose names are DNS-1035 labels of at most 63 characters (a letter first).

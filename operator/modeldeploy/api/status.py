@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -81,6 +81,13 @@ class RollbackOverride(_Model):
     spec_hash: str
 
 
+class ManagedRoute(_Model):
+    """The user's route whose weights the operator manages: which router, and its trafficRouting block."""
+
+    router: str
+    config: dict[str, Any]
+
+
 class ModelDeploymentStatus(_Model):
     observed_generation: int | None = None
     phase: Phase | None = None
@@ -101,6 +108,9 @@ class ModelDeploymentStatus(_Model):
     step_started_at: str | None = None
     analysis: AnalysisStatus | None = None
     rollback: RollbackOverride | None = None
+    # Taken off (its canary backend removed) when the spec names another route or router, or the ModelDeployment
+    # is deleted (a finalizer waits for that while it is set).
+    route: ManagedRoute | None = None
     # Tokens of the imperative requests (annotations) already carried out.
     handled_requests: dict[str, str] = {}
     conditions: list[Condition] = []

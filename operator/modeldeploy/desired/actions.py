@@ -43,3 +43,5 @@ class Plan:
     events: list[Event] = field(default_factory=list)
     requeue_after: float | None = None
     traffic: Traffic | None = None
+    # A route the operator managed and no longer does (the spec names another): its canary backend comes off.
+    release: Traffic | None = None

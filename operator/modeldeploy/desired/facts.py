@@ -35,6 +35,7 @@ class DeploymentFacts:
     # spec.replicas: none left over from a scale-down, none missing.
     settled: bool = True
     scale_down_at: datetime | None = None
+    superseded_at: datetime | None = None  # when it stopped serving (see names.ANN_SUPERSEDED_AT)
     max_restarts: int = 0  # the highest container restart count of its pods
     crashing_pod: str = ""
     # How that pod's most restarted container last ended, e.g. "container server last exited 1 (Error)".

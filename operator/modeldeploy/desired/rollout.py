@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from modeldeploy.api import names
 from modeldeploy.api.spec import ModelDeploymentSpec, ModelSource, PodTemplate, Runtime
-from modeldeploy.api.status import AnalysisStatus, ModelDeploymentStatus, Phase, RollbackOverride
+from modeldeploy.api.status import AnalysisStatus, ManagedRoute, ModelDeploymentStatus, Phase, RollbackOverride
 from modeldeploy.desired import requests, scaling, service, weights, workload
 from modeldeploy.desired.actions import Event, Plan, Ref, Traffic
 from modeldeploy.desired.analysis import analysis_due
@@ -75,6 +75,7 @@ class _Planner:
         self.step_started: datetime | None = None
         self.canary_rev: int | None = None
         self.analysis: AnalysisStatus | None = status.analysis
+        self.route: ManagedRoute | None = status.route
 
     # -- revisions ---------------------------------------------------------
     def record(self, number: int) -> RevisionRecord:
@@ -442,11 +443,16 @@ class _Planner:
                       and self.record(n).outcome == Outcome.SUPERSEDED.value]
 
         def superseded_at(number: int) -> tuple[datetime, int]:
-            facts = self.facts(number)
-            when = self.scale_down.get(number) or (facts.scale_down_at if facts else None)
-            return when or datetime.min.replace(tzinfo=UTC), number
+            return self.superseded_at(number) or datetime.min.replace(tzinfo=UTC), number
 
         return max(candidates, key=superseded_at) if candidates else None
+
+    def superseded_at(self, number: int) -> datetime | None:
+        """When a revision stopped serving: now, if this pass superseded it; else as its Deployment says."""
+        if number in self.scale_down:
+            return self.now
+        facts = self.facts(number)
+        return facts.superseded_at if facts else None
 
     def apply_deployment(self, number: int, serving: int, canary: int | None) -> None:
         f = self.facts(number)
@@ -468,8 +474,9 @@ class _Planner:
             self.wake.append((self.scale_down[number] - self.now).total_seconds())
         if f is None and replicas == 0 and number not in self.replica_counts:
             return  # nothing to keep warm
+        superseded = self.superseded_at(number) if scale_down_at is not None else None
         self.plan.apply.append(workload.deployment(self.spec_of(number), self.owner, number, replicas,
-                                                   self.settings, scale_down_at))
+                                                   self.settings, scale_down_at, superseded))
 
     def apply_services(self, serving: int, canary: int | None) -> None:
         name = self.obs.name
@@ -484,13 +491,20 @@ class _Planner:
 
     def apply_traffic(self, canary: int | None) -> None:
         routing = self.spec.rollout.traffic_routing
-        if self.router == "replicas" or routing is None:
-            return
-        block = routing.gateway_api if self.router == "gatewayAPI" else routing.istio
-        assert block is not None
-        weight = self.weight if canary is not None else 0
-        self.plan.traffic = Traffic(self.router, block.model_dump(by_alias=True, exclude_none=True, mode="json"),
-                                    f"{self.obs.name}-stable", f"{self.obs.name}-canary", weight)
+        self.route = None
+        if self.router != "replicas" and routing is not None:
+            block = routing.gateway_api if self.router == "gatewayAPI" else routing.istio
+            assert block is not None
+            weight = self.weight if canary is not None else 0
+            config = block.model_dump(by_alias=True, exclude_none=True, mode="json")
+            self.plan.traffic = Traffic(self.router, config, f"{self.obs.name}-stable", f"{self.obs.name}-canary",
+                                        weight)
+            self.route = ManagedRoute(router=self.router, config=config)
+        before = self.old.route
+        if before is not None and before != self.route:
+            # The spec names another route, or none: the one it named gets its own backends back.
+            self.plan.release = Traffic(before.router, before.config, f"{self.obs.name}-stable",
+                                        f"{self.obs.name}-canary", 0)
 
     def apply_scaling(self, serving: int) -> None:
         if self.spec.autoscaling:
@@ -548,6 +562,7 @@ class _Planner:
             step_started_at=timestamp(self.step_started) if self.step_started and in_canary else None,
             analysis=self.analysis if self.analysis and (self.analysis.runs or self.analysis.waived) else None,
             rollback=self.override,
+            route=self.route,
             handled_requests=self.handled,
             replicas=sum(f.replicas for f in live),
             ready_replicas=sum(f.ready_replicas for f in live),

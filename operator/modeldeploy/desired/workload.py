@@ -140,7 +140,8 @@ def pod_template(spec: ModelDeploymentSpec, owner: Owner, revision: int,
 
 
 def deployment(spec: ModelDeploymentSpec, owner: Owner, revision: int, replicas: int,
-               settings: Settings, scale_down_at: datetime | None = None) -> dict[str, Any]:
+               settings: Settings, scale_down_at: datetime | None = None,
+               superseded_at: datetime | None = None) -> dict[str, Any]:
     """The Deployment `<md>-r<N>` at the given replica count."""
     selector = {names.LABEL_MD: owner.name, names.LABEL_REVISION: str(revision)}
     serving = spec.serving_template()
@@ -150,6 +151,8 @@ def deployment(spec: ModelDeploymentSpec, owner: Owner, revision: int, replicas:
                    names.ANN_SERVING_TEMPLATE: json.dumps(serving, sort_keys=True, separators=(",", ":"))}
     if scale_down_at is not None:
         annotations[names.ANN_SCALE_DOWN_AT] = scale_down_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if superseded_at is not None:
+        annotations[names.ANN_SUPERSEDED_AT] = superseded_at.strftime("%Y-%m-%dT%H:%M:%SZ")
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

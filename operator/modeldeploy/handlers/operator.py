@@ -96,6 +96,10 @@ async def modeldeployment_gone(event: Mapping[str, Any], namespace: str | None, 
     if event.get("type") == "DELETED" and namespace:
         memo.queue.forget(namespace, name)
         metrics.forget(namespace, name)
+        return
+    meta = (event.get("object") or {}).get("metadata") or {}
+    if namespace and meta.get("deletionTimestamp") and names.FINALIZER in (meta.get("finalizers") or []):
+        await memo.queue.trigger(namespace, name)  # take the weights off the user's route, then let it go
 
 
 def _child_handler(group: str, version: str, plural: str) -> None:

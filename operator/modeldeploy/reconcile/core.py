@@ -18,6 +18,7 @@ from modeldeploy.api import names
 from modeldeploy.api.spec import ModelDeploymentSpec
 from modeldeploy.api.status import ModelDeploymentStatus
 from modeldeploy.desired import rollout
+from modeldeploy.desired.actions import Traffic
 from modeldeploy.desired.drift import needs_apply
 from modeldeploy.desired.facts import Observed
 from modeldeploy.desired.settings import Settings
@@ -78,14 +79,39 @@ class WriteError(Exception):
 
 
 def set_weights(kube: Kube, namespace: str, plan: rollout.Plan) -> None:
-    """The planned weights onto the user's route (mesh routers only)."""
-    try:
-        traffic.apply_weight(kube, namespace, plan.traffic)
-    except ApiException as exc:
-        if exc.status == 422:
-            raise  # its JSON Patch test failed: the route changed since it was read; the retry reads it again
-        assert plan.traffic is not None
-        raise WriteError(f"the weights on the {plan.traffic.router} route", exc, from_spec=False) from exc
+    """The planned weights onto the user's route (mesh routers only); a route no longer named is released."""
+    for act, what, route in ((traffic.release, "the canary backend on the old", plan.release),
+                             (traffic.apply_weight, "the weights on the", plan.traffic)):
+        try:
+            act(kube, namespace, route)
+        except ApiException as exc:
+            if exc.status == 422:
+                raise  # its JSON Patch test failed: the route changed since it was read; the retry reads it again
+            assert route is not None
+            raise WriteError(f"{what} {route.router} route", exc, from_spec=False) from exc
+
+
+def hold_for_route(kube: Kube, md: JSON, wanted: bool) -> None:
+    """A finalizer while the operator manages weights on a user's route, so a deletion takes them off first."""
+    meta = md["metadata"]
+    held = list(meta.get("finalizers") or [])
+    if wanted == (names.FINALIZER in held):
+        return
+    held = [*held, names.FINALIZER] if wanted else [f for f in held if f != names.FINALIZER]
+    # The resourceVersion makes it a compare-and-swap: another controller's finalizer is never lost.
+    kube.patch(names.API_VERSION, names.KIND, meta["namespace"], meta["name"],
+               {"metadata": {"finalizers": held, "resourceVersion": meta["resourceVersion"]}})
+
+
+def let_go(kube: Kube, md: JSON) -> None:
+    """A ModelDeployment being deleted: take its backend off the route it managed, then its finalizer."""
+    if names.FINALIZER not in (md["metadata"].get("finalizers") or []):
+        return
+    route = parse_status(md.get("status")).route
+    if route is not None:
+        ns, name = md["metadata"]["namespace"], md["metadata"]["name"]
+        traffic.release(kube, ns, Traffic(route.router, route.config, f"{name}-stable", f"{name}-canary", 0))
+    hold_for_route(kube, md, False)
 
 
 def apply_plan(kube: Kube, md: JSON, plan: rollout.Plan, live: Live) -> None:
@@ -141,7 +167,10 @@ def reconcile(kube: Kube, namespace: str, name: str, settings: Settings,
     """Bring one ModelDeployment's children and status in line with its spec."""
     started, writes_before = time.monotonic(), kube.writes_here
     md = kube.get(names.API_VERSION, names.KIND, namespace, name)
-    if md is None or md["metadata"].get("deletionTimestamp"):
+    if md is None:
+        return Result(gone=True)
+    if md["metadata"].get("deletionTimestamp"):
+        let_go(kube, md)
         return Result(gone=True)  # garbage collection removes the children
     observed, live = observe(kube, md, clock())
     old = parse_status(md.get("status"))
@@ -155,7 +184,11 @@ def reconcile(kube: Kube, namespace: str, name: str, settings: Settings,
         plan = rollout.plan(spec, old, observed, settings)
     try:
         apply_plan(kube, md, plan, live)
+        if plan.status.route is not None:
+            hold_for_route(kube, md, True)  # before the first weight is set
         set_weights(kube, observed.namespace, plan)
+        if plan.status.route is None and plan.release is None:
+            hold_for_route(kube, md, False)
     except RouterError as exc:
         plan = rollout.failed(old, observed, "TrafficRouterError", str(exc))
     except WriteError as err:

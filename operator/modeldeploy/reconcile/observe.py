@@ -113,6 +113,7 @@ def deployments(deps: list[JSON], pods: list[JSON], now: datetime | None = None)
             settled=(fresh and st.get("replicas", 0) == dep["spec"].get("replicas", 1)
                      and len(_live(pods_by_rev.get(rev, []))) <= dep["spec"].get("replicas", 1)),
             scale_down_at=parse_timestamp(ann.get(names.ANN_SCALE_DOWN_AT)),
+            superseded_at=parse_timestamp(ann.get(names.ANN_SUPERSEDED_AT)),
             max_restarts=restarts,
             crashing_pod=crashing,
             crash_exit=exit_text,

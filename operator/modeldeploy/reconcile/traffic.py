@@ -59,3 +59,17 @@ def apply_weight(kube: Kube, namespace: str, traffic: Traffic | None) -> None:
             return
         log.info("%s: canary weight %s%% on %s", namespace, traffic.canary_weight, traffic.router)
         r.set_weight(traffic.canary_weight)
+
+
+def release(kube: Kube, namespace: str, traffic: Traffic | None) -> None:
+    """Take the operator's canary backend off a route it no longer manages; a route already gone, or with no
+    backend of ours left, needs nothing."""
+    if traffic is None:
+        return
+    r = router(traffic.router, kube, namespace, traffic.config, traffic.stable_service, traffic.canary_service)
+    with _explained(traffic.router):
+        try:
+            r.finalize()
+        except RouterError:
+            return
+    log.info("%s: canary backend taken off the %s route", namespace, traffic.router)
