@@ -336,14 +336,14 @@ class _Planner:
                            f"revision {stable} serves. Change the spec to try again")
 
     def draining(self, t: int, stable: int) -> int:
-        """Canary pods kept only while the stable revision regains its Ready pods (replicas router).
+        """Canary pods kept only while the stable revision regains its Ready pods.
 
-        The stable revision may have handed pods to the canary; dropping the
-        canary at once would leave the Service short, or empty. A mesh router
-        moves the traffic itself, and stable never gave up pods there.
+        With the replicas router the stable revision may have handed pods to the
+        canary; dropping the canary at once would leave the Service short, or
+        empty. A mesh router takes the canary's traffic away at once (weight 0),
+        and stable never gave up pods there, so this keeps pods only while stable
+        is short for another reason (an autoscaler that just asked for more).
         """
-        if self.router != "replicas":
-            return 0
         missing = self.serving_size(stable) - self.ready(stable)
         keep = max(0, min(self.pods_of(t), missing))
         if keep:
