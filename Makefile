@@ -10,7 +10,7 @@ CHART := helm/modeldeploy
 KUBECTL := .cluster/bin/kubectl
 HELM := .cluster/bin/helm
 
-.PHONY: demo test bench unit e2e cluster cluster-down crds crds-check lint venv clean test-deps \
+.PHONY: demo test bench mutation unit e2e cluster cluster-down crds crds-check lint venv clean test-deps \
 	helm-crds helm-check manifests-check
 
 venv: $(VENV)/.installed
@@ -86,6 +86,12 @@ test: venv test-deps crds-check helm-check manifests-check lint cluster
 
 demo: venv cluster
 	$(PY) examples/demo.py
+
+# Mutation testing of the rollout engine (tests/mutation.py): prints the score per module and the survivors.
+# Slow (tens of minutes), so not part of `make test`. MUTATE="operator/modeldeploy/desired/weights.py" for one.
+mutation: venv
+	@$(VENV)/bin/pip install --quiet "mutmut==2.5.1"
+	$(PY) tests/mutation.py
 
 # Speed and memory, printed (not asserted): BENCH_MODELS=200 make bench for a bigger run.
 bench: venv cluster

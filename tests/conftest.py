@@ -40,6 +40,12 @@ if os.environ.get("CI"):
 
     _hypothesis_settings.register_profile("ci", derandomize=True)
     _hypothesis_settings.load_profile("ci")
+# Under `make mutation` every mutant runs the planner tests: fixed draws, so a mutant's fate is repeatable.
+if os.environ.get("MUTATION"):
+    from hypothesis import settings as _hypothesis_settings
+
+    _hypothesis_settings.register_profile("mutation", derandomize=True, database=None)
+    _hypothesis_settings.load_profile("mutation")
 
 
 def _localcluster() -> ModuleType:
