@@ -49,9 +49,10 @@ def run(tree: Path, module: str) -> tuple[int, int, list[str]]:
     python = ROOT / ".venv" / "bin" / "python"
     env = {**os.environ, "PYTHONPATH": str(tree / "operator"), "MUTATION": "1", "CI": "1"}
     runner = f"{python} -m pytest -x -q -p no:cacheprovider " + " ".join(f"tests/unit/{t}" for t in TESTS)
-    subprocess.run([str(python), "-m", "mutmut", "run", "--paths-to-mutate", module, "--runner", runner,
-                    "--tests-dir", "tests/unit", "--no-progress", "--simple-output"],
-                   cwd=tree, env=env, capture_output=True, text=True)
+    with (WORK / "mutmut.log").open("a") as log:  # to a file: a pipe nobody reads would fill and stall mutmut
+        subprocess.run([str(python), "-m", "mutmut", "run", "--paths-to-mutate", module, "--runner", runner,
+                        "--tests-dir", "tests/unit", "--no-progress", "--simple-output"],
+                       cwd=tree, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     ids = {}
     for kind in ("killed", "survived", "timeout", "suspicious"):
         out = subprocess.run([str(python), "-m", "mutmut", "result-ids", kind], cwd=tree, env=env,
