@@ -1,22 +1,22 @@
 """`make mutation`: mutation testing of the rollout engine with mutmut, in a scratch copy of the project.
 
-mutmut (2.x) changes one line of a source file at a time and runs the planner's unit tests; a mutant the
-tests do not notice "survives". It runs in a copy (`.mutation/`) so the working tree and anything running
-from it (an operator, the end-to-end tests) never see a mutant. Prints the score per module and the
-survivors, to be judged (equivalent, or a missing test) in docs/testing.md. Not part of `make test`: it
-takes tens of minutes.
+mutmut changes the code one small edit at a time (a mutant) and runs the engine's unit tests against each; a
+mutant the tests do not notice "survives". It runs in a copy (`.mutation/`) so the working tree, and whatever
+runs from it (an operator, the end-to-end tests), never sees a mutant. Prints the score per module and the
+survivors, to be judged (equivalent, or a missing test) in docs/testing.md. Not part of `make test`: it takes
+tens of minutes on two cores.
 
-    MUTATE=operator/modeldeploy/desired/weights.py make mutation   # one module
+    MUTATE="operator/modeldeploy/desired/weights.py" make mutation   # some modules only
 """
 
 from __future__ import annotations
 
+import json
 import os
-import re
-import shutil
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,56 +28,66 @@ MODULES = [
     "operator/modeldeploy/desired/canary.py",
     "operator/modeldeploy/desired/rollout.py",
 ]
-# The tests that judge the rollout engine; hypothesis draws fewer, fixed examples under MUTATION=1.
-TESTS = ["test_rollout_plan.py", "test_superseded.py", "test_held.py", "test_evidence.py", "test_bookkeeping.py",
-         "test_canary_properties.py", "test_served_properties.py", "test_rollout_properties.py",
-         "test_analysis_providers.py"]
+# The tests that judge the rollout engine.
+TESTS = ["test_weights.py", "test_judge.py", "test_rollout_plan.py", "test_superseded.py", "test_held.py",
+         "test_evidence.py", "test_bookkeeping.py", "test_canary_properties.py", "test_served_properties.py",
+         "test_rollout_properties.py", "test_analysis_providers.py"]
+STATUS = {1: "killed", 3: "killed", 0: "survived", 36: "timeout", -24: "timeout", 24: "timeout", 152: "timeout",
+          255: "timeout", 5: "no tests", 33: "no tests", 34: "skipped", 35: "suspicious"}
 
 
-def copy_project() -> Path:
-    """The committed project, in a fresh scratch directory."""
+def copy_project(targets: list[str]) -> Path:
+    """The committed project in a fresh scratch directory, with mutmut told what to mutate and test."""
     tree = WORK / "tree"
-    shutil.rmtree(tree, ignore_errors=True)
+    subprocess.run(["rm", "-rf", str(tree)], check=True)
     tree.mkdir(parents=True)
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", "HEAD"], check=True, capture_output=True).stdout
     subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    # mutmut copies what it mutates into mutants/; the rest of the package must come along unmutated.
+    others = sorted(str(p.relative_to(tree)) for p in (tree / "operator").rglob("*.py")
+                    if str(p.relative_to(tree)) not in targets)
+    config = {"paths_to_mutate": ["operator/"], "do_not_mutate": others,
+              "tests_dir": [f"tests/unit/{t}" for t in TESTS]}
+    with (tree / "pyproject.toml").open("a") as f:
+        f.write("\n[tool.mutmut]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in config.items()))
     return tree
 
 
-def run(tree: Path, module: str) -> tuple[int, int, list[str]]:
-    """Mutate one module; (killed, total, surviving mutant diffs)."""
-    python = ROOT / ".venv" / "bin" / "python"
-    env = {**os.environ, "PYTHONPATH": str(tree / "operator"), "MUTATION": "1", "CI": "1"}
-    runner = f"{python} -m pytest -x -q -p no:cacheprovider " + " ".join(f"tests/unit/{t}" for t in TESTS)
-    with (WORK / "mutmut.log").open("a") as log:  # to a file: a pipe nobody reads would fill and stall mutmut
-        subprocess.run([str(python), "-m", "mutmut", "run", "--paths-to-mutate", module, "--runner", runner,
-                        "--tests-dir", "tests/unit", "--no-progress", "--simple-output"],
-                       cwd=tree, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    ids = {}
-    for kind in ("killed", "survived", "timeout", "suspicious"):
-        out = subprocess.run([str(python), "-m", "mutmut", "result-ids", kind], cwd=tree, env=env,
-                             capture_output=True, text=True).stdout
-        ids[kind] = [i for i in out.split() if i.isdigit()]
-    diffs = [subprocess.run([str(python), "-m", "mutmut", "show", i], cwd=tree, env=env, capture_output=True,
-                            text=True).stdout for i in ids["survived"]]
-    killed = len(ids["killed"]) + len(ids["timeout"]) + len(ids["suspicious"])
-    return killed, killed + len(ids["survived"]), diffs
+def results(tree: Path, targets: list[str]) -> dict[str, Counter[str]]:
+    """Mutant outcomes per module, from mutmut's own records."""
+    out: dict[str, Counter[str]] = {}
+    for target in targets:
+        meta = tree / "mutants" / f"{target}.meta"
+        codes = json.loads(meta.read_text())["exit_code_by_key"] if meta.exists() else {}
+        out[target] = Counter(STATUS.get(code, f"exit {code}") for code in codes.values())
+    return out
 
 
 def main() -> int:
-    modules = os.environ.get("MUTATE", "").split() or MODULES
-    rows = []
-    for module in modules:
-        tree = copy_project()
-        started = time.monotonic()
-        killed, total, survivors = run(tree, module)
-        rows.append((module, killed, total, time.monotonic() - started))
-        for diff in survivors:
-            print(re.sub(r"\n{2,}", "\n", diff.strip()), end="\n\n")
-    print(f"{'module':<48} {'killed':>7} {'total':>6} {'score':>6} {'time':>7}")
-    for module, killed, total, seconds in rows:
-        score = f"{100 * killed / total:.0f}%" if total else "-"
-        print(f"{module:<48} {killed:>7} {total:>6} {score:>6} {seconds:>6.0f}s")
+    targets = os.environ.get("MUTATE", "").split() or MODULES
+    tree = copy_project(targets)
+    python = ROOT / ".venv" / "bin" / "python"
+    env = {**os.environ, "PYTHONPATH": str(tree / "mutants" / "operator"), "MUTATION": "1", "CI": "1"}
+    started = time.monotonic()
+    with (WORK / "mutmut.log").open("w") as log:  # a file: mutmut prints a line per mutant
+        subprocess.run([str(python), "-m", "mutmut", "run", "--max-children", str(os.cpu_count() or 2)],
+                       cwd=tree, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    listing = subprocess.run([str(python), "-m", "mutmut", "results"], cwd=tree, env=env, capture_output=True,
+                             text=True).stdout
+    for line in listing.splitlines():
+        name, _, status = line.strip().partition(": ")
+        if status == "survived":
+            diff = subprocess.run([str(python), "-m", "mutmut", "show", name], cwd=tree, env=env,
+                                  capture_output=True, text=True).stdout
+            print(diff.strip(), end="\n\n")
+    print(f"{'module':<44} {'killed':>7} {'survived':>9} {'other':>6} {'score':>6}")
+    for target, counts in results(tree, targets).items():
+        killed = counts["killed"] + counts["timeout"]
+        judged = killed + counts["survived"]
+        other = sum(counts.values()) - judged
+        score = f"{100 * killed / judged:.0f}%" if judged else "-"
+        print(f"{target:<44} {killed:>7} {counts['survived']:>9} {other:>6} {score:>6}")
+    print(f"in {time.monotonic() - started:.0f} s; mutmut's log: {WORK / 'mutmut.log'}")
     return 0
 
 
