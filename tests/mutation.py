@@ -43,10 +43,14 @@ def copy_project(targets: list[str]) -> Path:
     tree.mkdir(parents=True)
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", "HEAD"], check=True, capture_output=True).stdout
     subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
-    # mutmut copies what it mutates into mutants/; the rest of the package must come along unmutated.
-    others = sorted(str(p.relative_to(tree)) for p in (tree / "operator").rglob("*.py")
+    # mutmut names a mutant by its file's path from the top, so the package must sit at the top (it names
+    # `operator/modeldeploy/x.py` operator.modeldeploy.x, which is not what the tests import).
+    (tree / "operator" / "modeldeploy").rename(tree / "modeldeploy")
+    targets = [t.removeprefix("operator/") for t in targets]
+    # It copies what it mutates into mutants/; the rest of the package must come along unmutated.
+    others = sorted(str(p.relative_to(tree)) for p in (tree / "modeldeploy").rglob("*.py")
                     if str(p.relative_to(tree)) not in targets)
-    config = {"paths_to_mutate": ["operator/"], "do_not_mutate": others,
+    config = {"paths_to_mutate": ["modeldeploy/"], "do_not_mutate": others,
               "tests_dir": [f"tests/unit/{t}" for t in TESTS]}
     with (tree / "pyproject.toml").open("a") as f:
         f.write("\n[tool.mutmut]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in config.items()))
@@ -57,7 +61,7 @@ def results(tree: Path, targets: list[str]) -> dict[str, Counter[str]]:
     """Mutant outcomes per module, from mutmut's own records."""
     out: dict[str, Counter[str]] = {}
     for target in targets:
-        meta = tree / "mutants" / f"{target}.meta"
+        meta = tree / "mutants" / f"{target.removeprefix('operator/')}.meta"
         codes = json.loads(meta.read_text())["exit_code_by_key"] if meta.exists() else {}
         out[target] = Counter(STATUS.get(code, f"exit {code}") for code in codes.values())
     return out
@@ -67,7 +71,7 @@ def main() -> int:
     targets = os.environ.get("MUTATE", "").split() or MODULES
     tree = copy_project(targets)
     python = ROOT / ".venv" / "bin" / "python"
-    env = {**os.environ, "PYTHONPATH": str(tree / "mutants" / "operator"), "MUTATION": "1", "CI": "1"}
+    env = {**os.environ, "PYTHONPATH": str(tree / "mutants"), "MUTATION": "1", "CI": "1"}
     started = time.monotonic()
     with (WORK / "mutmut.log").open("w") as log:  # a file: mutmut prints a line per mutant
         subprocess.run([str(python), "-m", "mutmut", "run", "--max-children", str(os.cpu_count() or 2)],
