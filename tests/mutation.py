@@ -74,7 +74,8 @@ def main() -> int:
     env = {**os.environ, "PYTHONPATH": str(tree / "mutants"), "MUTATION": "1", "CI": "1"}
     started = time.monotonic()
     with (WORK / "mutmut.log").open("w") as log:  # a file: mutmut prints a line per mutant
-        subprocess.run([str(python), "-m", "mutmut", "run", "--max-children", str(os.cpu_count() or 2)],
+        # -P: the unmutated package beside it must not come before mutants/ on sys.path
+        subprocess.run([str(python), "-P", "-m", "mutmut", "run", "--max-children", str(os.cpu_count() or 2)],
                        cwd=tree, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     listing = subprocess.run([str(python), "-m", "mutmut", "results"], cwd=tree, env=env, capture_output=True,
                              text=True).stdout
