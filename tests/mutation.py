@@ -70,19 +70,22 @@ def results(tree: Path, targets: list[str]) -> dict[str, Counter[str]]:
 def main() -> int:
     targets = os.environ.get("MUTATE", "").split() or MODULES
     tree = copy_project(targets)
-    python = ROOT / ".venv" / "bin" / "python"
-    env = {**os.environ, "PYTHONPATH": str(tree / "mutants"), "MUTATION": "1", "CI": "1"}
+    # No PYTHONPATH to mutants/: it does not exist yet when Python starts, and Python would remember that;
+    # mutmut puts it first on sys.path itself once it is made.
+    env = {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, "MUTATION": "1", "CI": "1"}
     started = time.monotonic()
     with (WORK / "mutmut.log").open("w") as log:  # a file: mutmut prints a line per mutant
-        # -P: the unmutated package beside it must not come before mutants/ on sys.path
-        subprocess.run([str(python), "-P", "-m", "mutmut", "run", "--max-children", str(os.cpu_count() or 2)],
+        # Its console script, not `python -m mutmut`: the mutants import mutmut.__main__, which must be the
+        # running module, not a second copy.
+        subprocess.run([str(ROOT / ".venv" / "bin" / "mutmut"), "run", "--max-children", str(os.cpu_count() or 2)],
                        cwd=tree, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    listing = subprocess.run([str(python), "-m", "mutmut", "results"], cwd=tree, env=env, capture_output=True,
+    mutmut = str(ROOT / ".venv" / "bin" / "mutmut")
+    listing = subprocess.run([mutmut, "results"], cwd=tree, env=env, capture_output=True,
                              text=True).stdout
     for line in listing.splitlines():
         name, _, status = line.strip().partition(": ")
         if status == "survived":
-            diff = subprocess.run([str(python), "-m", "mutmut", "show", name], cwd=tree, env=env,
+            diff = subprocess.run([mutmut, "show", name], cwd=tree, env=env,
                                   capture_output=True, text=True).stdout
             print(diff.strip(), end="\n\n")
     print(f"{'module':<44} {'killed':>7} {'survived':>9} {'other':>6} {'score':>6}")
