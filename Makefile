@@ -90,7 +90,7 @@ demo: venv cluster
 # Mutation testing of the rollout engine (tests/mutation.py): prints the score per module and the survivors.
 # Slow (tens of minutes), so not part of `make test`. MUTATE="operator/modeldeploy/desired/weights.py" for one.
 mutation: venv
-	@$(VENV)/bin/pip install --quiet "mutmut==3.3.1"
+	@$(VENV)/bin/pip install --quiet "mutmut==3.8.1"
 	$(PY) tests/mutation.py
 
 # Speed and memory, printed (not asserted): BENCH_MODELS=200 make bench for a bigger run.

@@ -13,7 +13,7 @@ from modeldeploy.desired.weights import canary_pods, effective_weight, mesh_spli
     (1, 10, 1), (1, 99, 1),  # beside the one stable pod, not instead of it
     (3, 10, 1), (3, 50, 2), (3, 90, 2),  # at least one, at most N - 1 below 100
     (4, 12, 1), (4, 13, 1), (4, 37, 1), (4, 38, 2), (4, 50, 2), (4, 62, 2), (4, 63, 3), (4, 99, 3),
-    (10, 5, 1), (10, 15, 2), (10, 25, 3), (10, 94, 9), (10, 95, 9),
+    (10, 1, 1), (10, 5, 1), (10, 15, 2), (10, 25, 3), (10, 94, 9), (10, 95, 9),  # 1% still gets a pod
     (2, 50, 1), (2, 75, 1),
 ])
 def test_canary_pods(total: int, weight: int, pods: int) -> None:
