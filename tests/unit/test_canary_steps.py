@@ -1,0 +1,146 @@
+"""Canary steps one rule at a time: an analysis step waits for a passing run taken after it began; a weight
+counts as reached only on Ready pods and a route that confirms it; runs are due on the analysis interval; the
+served share is measured, not planned."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from modeldeploy.api.status import AnalysisStatus, Measurement, ModelDeploymentStatus, Phase, Verdict
+from modeldeploy.desired import rollout
+from modeldeploy.desired.analysis import analysis_due, number
+from planning import NOW, PROGRESSING, SETTINGS, STABLE, observed, ready, record, replicas, spec, starting, status
+
+ANALYSIS = {"interval": "10s", "failureLimit": 2, "inconclusiveLimit": 5, "metrics": [
+    {"name": "errors", "prometheus": {"address": "http://prom:9090", "query": "q"}, "thresholdRange": {"max": 0.05}}]}
+MESH = {"gatewayAPI": {"httpRoute": "fraud"}}
+AT_ANALYSIS = [{"setWeight": 50}, {"analysis": {}}, {"pause": {}}]
+
+
+def raw(steps: list[dict[str, Any]], analysis: dict[str, Any] | None = ANALYSIS, **more: Any) -> dict[str, Any]:
+    block = {"steps": steps, **({"analysis": analysis} if analysis else {}), **more}
+    return spec("8", replicas=4, rollout=block)
+
+
+def world(steps: list[dict[str, Any]], *deps: Any, analysis: dict[str, Any] | None = ANALYSIS, **more: Any) -> Any:
+    block = {"steps": steps, **({"analysis": analysis} if analysis else {}),
+             **({"trafficRouting": more.pop("routing")} if "routing" in more else {})}
+    return observed(*deps, revisions=(record(1, "7", STABLE, replicas=4, rollout=block),
+                                      record(2, "8", PROGRESSING, replicas=4, rollout=block)), **more)
+
+
+def at(index: int, weight: int, step_began: float, analysis: AnalysisStatus | None = None) -> ModelDeploymentStatus:
+    return status(Phase.PROGRESSING, stable=1, canary=2, started_ago=100, reason="Canary", canary_weight=weight,
+                  step_weight=weight, current_step_index=index, analysis=analysis,
+                  step_started_at=rollout.timestamp(NOW - timedelta(seconds=step_began)))
+
+
+def last_run(verdict: Verdict, ago: float, passed: int = 1) -> AnalysisStatus:
+    return AnalysisStatus(revision=2, runs=3, passed=passed, failed=int(verdict == Verdict.FAIL),
+                          last_run_at=rollout.timestamp(NOW - timedelta(seconds=ago)), last_verdict=verdict)
+
+
+@pytest.mark.parametrize(("analysis", "moves_on"), [
+    pytest.param(last_run(Verdict.PASS, ago=5), True, id="a-pass-after-the-step-began"),
+    pytest.param(last_run(Verdict.PASS, ago=30), False, id="a-pass-before-the-step-began"),
+    pytest.param(last_run(Verdict.FAIL, ago=5), False, id="a-failure-within-the-limit"),
+    pytest.param(last_run(Verdict.INCONCLUSIVE, ago=5), False, id="an-inconclusive-run"),
+    pytest.param(None, False, id="no-run-yet"),
+])
+def test_an_analysis_step_waits_for_a_passing_run_taken_after_it_began(analysis: AnalysisStatus | None,
+                                                                       moves_on: bool) -> None:
+    # Given the canary at its analysis step, begun 20 s ago
+    p = rollout.plan(raw(AT_ANALYSIS), at(1, 50, 20, analysis), world(AT_ANALYSIS, ready(1, 2), ready(2, 2)),
+                     SETTINGS)
+    # Then only a passing run taken since moves it on (to the open pause after it)
+    assert p.status.current_step_index == (2 if moves_on else 1), p.status.message
+    assert ("waiting for an analysis run to pass" in (p.status.message or "")) is not moves_on
+
+
+def test_an_analysis_step_without_metrics_passes_at_once() -> None:
+    p = rollout.plan(raw(AT_ANALYSIS, analysis=None), at(1, 50, 1),
+                     world(AT_ANALYSIS, ready(1, 2), ready(2, 2), analysis=None), SETTINGS)
+    assert p.status.current_step_index == 2, p.status.message
+
+
+STEP_TO_50 = [{"setWeight": 50}, {"pause": {}}]
+
+
+@pytest.mark.parametrize(("canary", "route", "reached"), [
+    pytest.param(ready(2, 2), 50, True, id="pods-ready-route-confirms"),
+    pytest.param(ready(2, 2), 30, False, id="route-not-caught-up"),
+    pytest.param(ready(2, 2), None, False, id="route-cannot-tell"),
+    pytest.param(starting(2, replicas=2, ready=1), 50, False, id="a-pod-not-ready"),
+    pytest.param(ready(2, 1), 50, False, id="too-few-pods"),
+])
+def test_a_mesh_weight_is_reached_on_ready_pods_and_a_confirmed_route(canary: Any, route: int | None,
+                                                                       reached: bool) -> None:
+    p = rollout.plan(raw(STEP_TO_50, trafficRouting=MESH), at(0, 50, 1),
+                     world(STEP_TO_50, ready(1, 4), canary, routing=MESH, router_weight=route), SETTINGS)
+    assert (p.status.current_step_index == 1) is reached, p.status.message
+    # And status says what the route serves, and what the step asks
+    assert p.status.canary_weight == (route or 0) and p.status.step_weight == 50
+
+
+@pytest.mark.parametrize(("stable", "canary", "served"), [(3, 1, 25), (2, 2, 50), (4, 0, 0), (2, 0, 0)])
+def test_the_replicas_router_reports_the_share_of_ready_pods(stable: int, canary: int, served: int) -> None:
+    steps = [{"setWeight": 50}, {"pause": {}}]
+    p = rollout.plan(raw(steps, analysis=None), at(0, 50, 1),
+                     world(steps, ready(1, stable), starting(2, replicas=2, ready=canary), analysis=None), SETTINGS)
+    assert (p.status.canary_weight, p.status.step_weight) == (served, 50)
+
+
+@pytest.mark.parametrize(("weight", "index", "canary_ready", "last_ago", "due"), [
+    pytest.param(50, 0, 2, 11, True, id="interval-passed"),
+    pytest.param(50, 0, 2, 9, False, id="interval-not-yet"),
+    pytest.param(50, 0, 2, 10, True, id="exactly-the-interval"),
+    pytest.param(0, 0, 2, 60, False, id="no-traffic-no-run"),
+    pytest.param(0, 1, 1, 60, True, id="pre-traffic-analysis-step-with-ready-pods"),
+    pytest.param(0, 1, 0, 60, False, id="pre-traffic-analysis-step-no-ready-pod"),
+])
+def test_when_a_run_is_due(weight: int, index: int, canary_ready: int, last_ago: float, due: bool) -> None:
+    steps = [{"setWeight": 0}, {"analysis": {}}, {"setWeight": 50}]
+    st = at(index, weight, 100, last_run(Verdict.PASS, ago=last_ago))
+    assert analysis_due(raw(steps, trafficRouting=MESH), st, NOW, canary_ready) is due
+
+
+def test_no_run_is_due_without_a_canary_or_steps_or_metrics() -> None:
+    steps = [{"setWeight": 50}]
+    st = at(0, 50, 100, last_run(Verdict.PASS, ago=60))
+    assert not analysis_due(raw(steps, analysis=None), st, NOW, 2)
+    assert not analysis_due(raw([]), st, NOW, 2)
+    assert not analysis_due(raw(steps), st.model_copy(update={"canary_revision": None}), NOW, 2)
+    assert not analysis_due({"not": "a spec"}, st, NOW, 2)
+    # The first run comes one interval after the rollout began
+    began = rollout.timestamp(NOW - timedelta(seconds=9))
+    fresh = st.model_copy(update={"analysis": None, "rollout_started_at": began})
+    assert not analysis_due(raw(steps), fresh, NOW, 2)
+    assert analysis_due(raw(steps), fresh, NOW + timedelta(seconds=1), 2)
+
+
+def test_the_next_run_is_what_the_canary_wakes_for() -> None:
+    # Given the last run 4 s ago on a 10 s interval, at an open pause (nothing else to wake for)
+    steps = [{"setWeight": 50}, {"pause": {}}]
+    p = rollout.plan(raw(steps), at(1, 50, 50, last_run(Verdict.PASS, ago=4)),
+                     world(steps, ready(1, 2), ready(2, 2)), SETTINGS)
+    assert p.requeue_after == pytest.approx(6.5), p.requeue_after
+
+
+@pytest.mark.parametrize(("value", "text"), [(None, "none"), (0.05, "0.05"), (12.0, "12"), (1e-7, "1e-07")])
+def test_numbers_in_messages(value: float | None, text: str) -> None:
+    assert number(value) == text
+
+
+def test_a_rollback_message_names_the_failing_metric_and_its_value() -> None:
+    failing = AnalysisStatus(revision=2, runs=3, failed=2, last_verdict=Verdict.FAIL, measurements=[
+        Measurement(metric="errors", verdict=Verdict.FAIL, value=0.09, message="0.09 is above the maximum 0.05"),
+        Measurement(metric="latency", verdict=Verdict.PASS, value=0.2, message="within range")])
+    p = rollout.plan(raw(STEP_TO_50, analysis={**ANALYSIS, "failureLimit": 1}), at(1, 50, 5, failing),
+                     world(STEP_TO_50, ready(1, 2), ready(2, 2)), SETTINGS)
+    assert p.status.canary_revision is None and replicas(p)[1] == 4
+    assert "analysis failed 2 of 3 runs (failureLimit 1): errors=0.09 (0.09 is above the maximum 0.05)" in \
+        (p.status.message or ""), p.status.message
+    assert "latency" not in (p.status.message or "")
