@@ -144,3 +144,12 @@ def test_a_rollback_message_names_the_failing_metric_and_its_value() -> None:
     assert "analysis failed 2 of 3 runs (failureLimit 1): errors=0.09 (0.09 is above the maximum 0.05)" in \
         (p.status.message or ""), p.status.message
     assert "latency" not in (p.status.message or "")
+
+
+def test_a_canary_in_flight_across_an_operator_upgrade_keeps_its_weight() -> None:
+    # Given a status written before stepWeight existed: canaryWeight held the step's weight
+    steps = [{"setWeight": 50}, {"pause": {}}]
+    old = at(1, 50, 5).model_copy(update={"step_weight": None})
+    p = rollout.plan(raw(steps, analysis=None), old, world(steps, ready(1, 2), ready(2, 2), analysis=None), SETTINGS)
+    # Then the canary keeps its pods and its 50%: the stable revision does not take them back
+    assert replicas(p) == {1: 2, 2: 2} and p.status.step_weight == 50

@@ -40,7 +40,9 @@ class CanarySteps:
         p.started = (None if fresh else parse_timestamp(old.rollout_started_at)) or p.now
         step_started = (None if fresh else parse_timestamp(old.step_started_at)) or p.now
         index = 0 if fresh or old.current_step_index is None else old.current_step_index
-        p.weight = 0 if fresh or old.step_weight is None else old.step_weight
+        # (A status written before stepWeight existed kept the step's weight in canaryWeight.)
+        target = old.step_weight if old.step_weight is not None else old.canary_weight
+        p.weight = 0 if fresh or target is None else target
         p.analysis = self.record_analysis(t, fresh)
         total = p.serving_size(stable)
         rec = p.record(t)
