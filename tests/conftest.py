@@ -33,19 +33,16 @@ E2E = TESTS / "e2e"
 TEST_NAMESPACE_LABEL = "modeldeploy.dev/test"
 
 
-# In CI the property tests draw the same examples every run, so whether a change
-# lands never depends on the draw; locally each run explores new examples.
-if os.environ.get("CI"):
-    from hypothesis import settings as _hypothesis_settings
+# The property tests draw 200 histories each. In CI they draw the same ones every run, so whether a change
+# lands never depends on the draw; locally each run explores new ones. Under `make mutation` every mutant
+# runs them: fewer, fixed draws, so a mutant's fate is repeatable and a run takes minutes, not hours.
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
 
-    _hypothesis_settings.register_profile("ci", derandomize=True)
-    _hypothesis_settings.load_profile("ci")
-# Under `make mutation` every mutant runs the planner tests: fixed draws, so a mutant's fate is repeatable.
-if os.environ.get("MUTATION"):
-    from hypothesis import settings as _hypothesis_settings
-
-    _hypothesis_settings.register_profile("mutation", derandomize=True, database=None)
-    _hypothesis_settings.load_profile("mutation")
+_hypothesis_settings.register_profile("dev", max_examples=200)
+_hypothesis_settings.register_profile("ci", max_examples=200, derandomize=True)
+_hypothesis_settings.register_profile("mutation", max_examples=25, derandomize=True, database=None)
+_hypothesis_settings.load_profile("mutation" if os.environ.get("MUTATION") else "ci" if os.environ.get("CI")
+                                  else "dev")
 
 
 def _localcluster() -> ModuleType:

@@ -124,7 +124,7 @@ def allowed_weight(steps: list[dict[str, Any]], index: int | None) -> int:
     return weights[-1] if weights else 0
 
 
-@settings(max_examples=150, deadline=None)
+@settings(deadline=None)
 # A rollout whose pods all come up with no analysis run: it must not promote without evidence.
 @example(steps=[{"setWeight": 50}], events=[("ready", 1.0), ("tick", 1)] * 4, router="replicas")
 @example(steps=[{"setWeight": 50}], events=[("ready", 1.0), ("tick", 1)] * 4, router="gatewayAPI")

@@ -268,7 +268,7 @@ ROLLED_BACK_PAST_SCALE_DOWN = Scenario([("time", 5), ("spec", 1, 3), ("time", 60
 
 @example(sc=PAUSED_PAST_SCALE_DOWN)
 @example(sc=ROLLED_BACK_PAST_SCALE_DOWN)
-@settings(max_examples=200, deadline=None)
+@settings(deadline=None)
 @given(sc=scenarios())
 def test_the_stable_revision_is_never_scaled_to_zero(sc: Scenario) -> None:
     for step in simulate(sc):
@@ -277,7 +277,7 @@ def test_the_stable_revision_is_never_scaled_to_zero(sc: Scenario) -> None:
             assert planned_replicas(step.plan).get(stable, 0) >= 1, step.plan.status.message
 
 
-@settings(max_examples=200, deadline=None)
+@settings(deadline=None)
 @given(sc=scenarios())
 def test_capacity_never_drops_during_a_rollout(sc: Scenario) -> None:
     for step in simulate(sc):
@@ -287,7 +287,7 @@ def test_capacity_never_drops_during_a_rollout(sc: Scenario) -> None:
             assert planned_replicas(step.plan)[st_.stable_revision] >= step.desired, st_.message
 
 
-@settings(max_examples=200, deadline=None)
+@settings(deadline=None)
 @given(sc=scenarios())
 def test_a_rollout_in_flight_asks_to_be_woken_before_its_deadline(sc: Scenario) -> None:
     for step in simulate(sc):
@@ -310,7 +310,7 @@ def newly_failed(step: Step) -> set[int]:
 @example(sc=ROLLED_BACK_PAST_SCALE_DOWN)
 @example(sc=Scenario([("time", 5), ("spec", 1, 3), ("time", 60), ("time", 60), ("spec", 0, 2), ("time", 60)],
                      behaviours=("healthy", "crash-loop", "healthy")))
-@settings(max_examples=200, deadline=None)
+@settings(deadline=None)
 @given(sc=scenarios(auto_rollback=st.just(True)))
 def test_a_failed_revision_is_not_retried_while_the_template_stays(sc: Scenario) -> None:
     failed: dict[int, int] = {}  # revision -> the template the spec asked for when it failed
@@ -330,7 +330,7 @@ def test_a_failed_revision_is_not_retried_while_the_template_stays(sc: Scenario)
             assert planned_replicas(step.plan)[n] <= missing
 
 
-@settings(max_examples=200, deadline=None)
+@settings(deadline=None)
 @given(sc=scenarios())
 def test_revision_numbers_identify_templates(sc: Scenario) -> None:
     numbers: dict[str, int] = {}  # template hash -> revision number
@@ -354,7 +354,7 @@ def test_revision_numbers_identify_templates(sc: Scenario) -> None:
             assert target in (st_.stable_revision, st_.canary_revision)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(deadline=None)
 @given(sc=scenarios(history_limit=st.sampled_from([1, 2, 10])))
 def test_serving_revisions_keep_their_history(sc: Scenario) -> None:
     numbers: dict[int, str] = {}  # revision number -> template hash, as long as the history knows it
@@ -374,7 +374,7 @@ def test_serving_revisions_keep_their_history(sc: Scenario) -> None:
             assert numbers.setdefault(n, digest) == digest, f"revision {n} reused"
 
 
-@settings(max_examples=200, deadline=None)
+@settings(deadline=None)
 @given(sc=scenarios())
 def test_every_status_observes_the_generation(sc: Scenario) -> None:
     for step in simulate(sc):
@@ -386,7 +386,7 @@ def test_every_status_observes_the_generation(sc: Scenario) -> None:
                                                                           else "False"]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(deadline=None)
 @given(sc=scenarios())
 def test_reconciles_settle_to_zero_writes(sc: Scenario) -> None:
     # DESIGN, Reconciliation: "A reconcile with nothing to change makes zero writes."

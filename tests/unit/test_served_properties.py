@@ -133,7 +133,7 @@ def allowed_weight(steps: list[dict[str, Any]], index: int | None) -> int:
 @example(steps="open-pause", router="replicas",
          events=[("edit", "2"), ("ready", 2), ("tick", 1), ("edit", "3"), ("tick", 1), ("ready", 1), ("ready", 3)])
 @given(steps=st.sampled_from(list(STEPS)), router=st.sampled_from(list(ROUTERS)), events=happenings)
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_served_capacity_and_evidence(steps: str, router: str, events: list[tuple[str, Any]]) -> None:
     world = World(STEPS[steps], router)
     world.reconcile()
