@@ -153,3 +153,111 @@ def test_a_canary_in_flight_across_an_operator_upgrade_keeps_its_weight() -> Non
     p = rollout.plan(raw(steps, analysis=None), old, world(steps, ready(1, 2), ready(2, 2), analysis=None), SETTINGS)
     # Then the canary keeps its pods and its 50%: the stable revision does not take them back
     assert replicas(p) == {1: 2, 2: 2} and p.status.step_weight == 50
+
+
+# -- failures, deadlines and holds at a step ---------------------------------------------------------------------
+
+PAUSED_AT_HALF = [{"setWeight": 50}, {"pause": {}}, {"setWeight": 100}]
+
+
+def test_crash_looping_canary_pods_roll_back_during_the_steps() -> None:
+    crashing = ready(2, 2, max_restarts=3, crashing_pod="fraud-r2-x", crash_exit="container server last exited 1")
+    p = rollout.plan(raw(PAUSED_AT_HALF, analysis=None), at(1, 50, 5),
+                     world(PAUSED_AT_HALF, ready(1, 2), crashing, analysis=None), SETTINGS)
+    assert p.status.canary_revision is None and p.status.stable_revision == 1, p.status.message
+    assert "pod fraud-r2-x restarted 3 times (limit 3): crash-looping" in (p.status.message or "")
+    assert replicas(p)[1] == 4
+
+
+@pytest.mark.parametrize(("held_by", "annotations"), [("spec", {}), ("request", {"modeldeploy.dev/paused": "true"})])
+def test_a_held_canary_neither_times_out_nor_moves(held_by: str, annotations: dict[str, str]) -> None:
+    steps = [{"setWeight": 50}, {"pause": {"duration": "5s"}}, {"setWeight": 100}]
+    # Given the canary held for an hour, far past its 60 s pause and its progress deadline
+    old = at(1, 50, 3600)
+    raw_spec = raw(steps, analysis=None, progressDeadlineSeconds=60)
+    if held_by == "spec":
+        raw_spec["paused"] = True
+    p = rollout.plan(raw_spec, old, world(steps, ready(1, 2), ready(2, 2), analysis=None, annotations=annotations),
+                     SETTINGS)
+    # Then it stays where it was, Paused, with its pods, and its step clock off
+    assert (p.status.phase, p.status.canary_revision, p.status.current_step_index) == (Phase.PAUSED, 2, 1)
+    assert replicas(p) == {1: 2, 2: 2} and p.status.step_started_at is None
+    assert rollout.ready_reason(p.status) == "Paused"
+
+
+def test_an_open_pause_never_times_out() -> None:
+    p = rollout.plan(raw(PAUSED_AT_HALF, analysis=None, progressDeadlineSeconds=60), at(1, 50, 3600),
+                     world(PAUSED_AT_HALF, ready(1, 2), ready(2, 2), analysis=None), SETTINGS)
+    assert (p.status.phase, p.status.canary_revision) == (Phase.PAUSED, 2), p.status.message
+    assert "paused until `kubectl modeldeploy promote fraud`" in (p.status.message or "")
+
+
+def test_a_step_that_waits_past_the_deadline_fails_with_numbers() -> None:
+    # Given the canary at setWeight 50 whose pods never got Ready, 61 s into a 60 s deadline
+    p = rollout.plan(raw(PAUSED_AT_HALF, analysis=None, progressDeadlineSeconds=60), at(0, 50, 61),
+                     world(PAUSED_AT_HALF, ready(1, 4), starting(2, replicas=2), analysis=None), SETTINGS)
+    assert p.status.canary_revision is None, p.status.message
+    assert "step 1 made no progress in 61s (progressDeadlineSeconds 60): 0 canary pods ready" in \
+        (p.status.message or "")
+
+
+@pytest.mark.parametrize(("began", "moved"), [(4, False), (5, True), (6, True)])
+def test_a_timed_pause_lasts_its_duration(began: float, moved: bool) -> None:
+    steps = [{"setWeight": 50}, {"pause": {"duration": "5s"}}, {"pause": {}}]
+    p = rollout.plan(raw(steps, analysis=None), at(1, 50, began),
+                     world(steps, ready(1, 2), ready(2, 2), analysis=None), SETTINGS)
+    assert p.status.current_step_index == (2 if moved else 1), p.status.message
+    if not moved:
+        assert "(step 2/3: pause 5s)" in (p.status.message or "") and p.requeue_after == pytest.approx(1.5)
+
+
+@pytest.mark.parametrize(("failed", "rolled_back"), [(1, False), (2, False), (3, True)])
+def test_failure_limit_is_the_number_of_failed_runs_tolerated(failed: int, rolled_back: bool) -> None:
+    a = AnalysisStatus(revision=2, runs=failed, failed=failed, last_verdict=Verdict.FAIL, measurements=[
+        Measurement(metric="errors", verdict=Verdict.FAIL, value=0.2, message="0.2 is above the maximum 0.05")])
+    p = rollout.plan(raw(AT_ANALYSIS), at(1, 50, 5, a), world(AT_ANALYSIS, ready(1, 2), ready(2, 2)), SETTINGS)
+    assert (p.status.canary_revision is None) is rolled_back, p.status.message
+
+
+def test_promote_finishes_the_step_and_is_recorded() -> None:
+    p = rollout.plan(raw(PAUSED_AT_HALF, analysis=None), at(1, 50, 5),
+                     world(PAUSED_AT_HALF, ready(1, 2), ready(2, 2), analysis=None,
+                           annotations={"modeldeploy.dev/promote": "t7"}), SETTINGS)
+    assert p.status.current_step_index == 2 and p.status.handled_requests["modeldeploy.dev/promote"] == "t7"
+    assert (p.status.phase, rollout.ready_reason(p.status)) == (Phase.PROGRESSING, "Canary")
+    assert "(step 3/3: waiting for 4 canary pods and the traffic split)" in (p.status.message or "")
+
+
+def test_promote_full_skips_every_step_and_is_recorded() -> None:
+    p = rollout.plan(raw(PAUSED_AT_HALF, analysis=None), at(0, 50, 5),
+                     world(PAUSED_AT_HALF, ready(1, 2), ready(2, 2), analysis=None,
+                           annotations={"modeldeploy.dev/promote-full": "t8"}), SETTINGS)
+    assert p.status.current_step_index == 3 and p.status.handled_requests["modeldeploy.dev/promote-full"] == "t8"
+    assert p.status.step_weight == 100 and "(final: promoting: 2/4 pods ready)" in (p.status.message or "")
+    # While the canary grows to full size, stable keeps what it has
+    assert replicas(p) == {1: 2, 2: 4}
+
+
+def test_an_analysis_block_without_metrics_needs_no_evidence() -> None:
+    steps = [{"setWeight": 50}]
+    p = rollout.plan(raw(steps, analysis={"interval": "10s"}), at(1, 50, 5),
+                     world(steps, ready(1, 2), ready(2, 2), analysis={"interval": "10s"}), SETTINGS)
+    assert p.status.step_weight == 100, p.status.message
+
+
+def test_at_the_final_stage_a_run_is_still_due() -> None:
+    steps = [{"setWeight": 50}]
+    st = at(1, 50, 100, last_run(Verdict.FAIL, ago=20, passed=0))
+    assert analysis_due(raw(steps), st, NOW, 2)
+
+
+def test_a_pre_traffic_step_gets_pods_for_the_first_weight_it_will_take() -> None:
+    steps = [{"analysis": {}}, {"setWeight": 50}]
+    p = rollout.plan(raw(steps, trafficRouting=MESH), at(0, 0, 1),
+                     world(steps, ready(1, 4), routing=MESH, router_weight=0), SETTINGS)
+    assert replicas(p) == {1: 4, 2: 2}
+    # And a mesh canary at weight 0 outside such a step has no pods
+    later = [{"setWeight": 0}, {"pause": {}}]
+    p = rollout.plan(raw(later, trafficRouting=MESH), at(1, 0, 1),
+                     world(later, ready(1, 4), routing=MESH, router_weight=0), SETTINGS)
+    assert replicas(p) == {1: 4, 2: 0}
