@@ -261,3 +261,119 @@ def test_a_pre_traffic_step_gets_pods_for_the_first_weight_it_will_take() -> Non
     p = rollout.plan(raw(later, trafficRouting=MESH), at(1, 0, 1),
                      world(later, ready(1, 4), routing=MESH, router_weight=0), SETTINGS)
     assert replicas(p) == {1: 4, 2: 0}
+
+
+# -- what the surviving mutants showed was not pinned down ---------------------------------------------------------
+
+def test_the_rollout_and_step_clocks_carry_over_between_passes() -> None:
+    steps = [{"setWeight": 50}, {"pause": {"duration": "30s"}}, {"pause": {}}]
+    old = at(1, 50, 10)
+    p = rollout.plan(raw(steps, analysis=None), old, world(steps, ready(1, 2), ready(2, 2), analysis=None),
+                     SETTINGS)
+    assert p.status.step_started_at == old.step_started_at and p.status.rollout_started_at == old.rollout_started_at
+    assert p.status.current_step_index == 1 and p.requeue_after == pytest.approx(20.5)
+
+
+def test_a_replicas_router_step_is_reached_on_ready_canary_pods() -> None:
+    steps = [{"setWeight": 50}, {"pause": {}}]
+    p = rollout.plan(raw(steps, analysis=None), at(0, 50, 1), world(steps, ready(1, 2), ready(2, 2), analysis=None),
+                     SETTINGS)
+    assert p.status.current_step_index == 1, p.status.message
+
+
+@pytest.mark.parametrize(("canary", "route", "promoted"), [
+    pytest.param(ready(2, 4), 100, True, id="all-ready-route-at-100"),
+    pytest.param(starting(2, replicas=4, ready=3), 100, False, id="a-pod-short"),
+    pytest.param(ready(2, 3), 100, False, id="not-yet-full-size"),
+    pytest.param(ready(2, 4), 60, False, id="route-not-at-100"),
+])
+def test_promotion_needs_the_canary_at_full_size_ready_and_the_route_at_100(canary: Any, route: int,
+                                                                            promoted: bool) -> None:
+    steps = [{"setWeight": 60}]
+    passed = last_run(Verdict.PASS, ago=1)
+    p = rollout.plan(raw(steps, trafficRouting=MESH), at(1, 100, 5, passed),
+                     world(steps, ready(1, 4), canary, routing=MESH, router_weight=route), SETTINGS)
+    assert (p.status.stable_revision == 2) is promoted, p.status.message
+
+
+def test_at_the_final_stage_stable_keeps_its_pods_until_promotion() -> None:
+    steps = [{"setWeight": 50}, {"pause": {}}]
+    p = rollout.plan(raw(steps, analysis=None), at(1, 50, 5),
+                     world(steps, ready(1, 2), starting(2, replicas=4, ready=3), analysis=None,
+                           annotations={"modeldeploy.dev/promote": "t1"}), SETTINGS)
+    assert replicas(p) == {1: 2, 2: 4}, p.status.message
+    assert not [e for e in p.events if e.reason == "PromoteIgnored"]
+    # A promote at the final stage cannot push the step index past the end
+    again = rollout.plan(raw(steps, analysis=None), p.status,
+                         world(steps, ready(1, 2), starting(2, replicas=4, ready=3), analysis=None,
+                               annotations={"modeldeploy.dev/promote": "t2"}), SETTINGS)
+    assert again.status.current_step_index == 2
+
+
+def test_with_auto_rollback_off_a_promote_on_a_healthy_canary_keeps_its_analysis() -> None:
+    steps = [{"setWeight": 50}, {"pause": {}}, {"pause": {}}]
+    runs = last_run(Verdict.PASS, ago=1, passed=3)
+    p = rollout.plan(raw(steps, autoRollback=False), at(1, 50, 5, runs),
+                     world(steps, ready(1, 2), ready(2, 2), annotations={"modeldeploy.dev/promote": "t1"}), SETTINGS)
+    assert p.status.analysis is not None and p.status.analysis.passed == 3
+
+
+def test_held_and_inconclusive_pauses_keep_the_stable_revision_in_status() -> None:
+    steps = [{"setWeight": 50}, {"pause": {}}]
+    held = rollout.plan(raw(steps, analysis=None), at(1, 50, 5),
+                        world(steps, ready(1, 2), ready(2, 2), analysis=None,
+                              annotations={"modeldeploy.dev/paused": "true"}), SETTINGS)
+    unclear = AnalysisStatus(revision=2, runs=9, inconclusive=9, inconclusive_streak=9)
+    stuck = rollout.plan(raw(steps), at(1, 50, 5, unclear), world(steps, ready(1, 2), ready(2, 2)), SETTINGS)
+    for p in (held, stuck):
+        assert (p.status.stable_revision, p.status.canary_revision) == (1, 2), p.status.message
+    assert rollout.ready_reason(stuck.status) == "AnalysisInconclusive"
+
+
+def test_an_open_pause_says_paused_and_wakes_for_nothing() -> None:
+    p = rollout.plan(raw(PAUSED_AT_HALF, analysis=None), at(1, 50, 5),
+                     world(PAUSED_AT_HALF, ready(1, 2), ready(2, 2), analysis=None), SETTINGS)
+    assert rollout.ready_reason(p.status) == "Paused" and p.requeue_after is not None
+    assert p.requeue_after > 500  # only the progress deadline's wake-up, far off; no polling
+
+
+def test_the_message_leads_with_the_revision_and_counts_runs() -> None:
+    steps = [{"setWeight": 50}, {"pause": {}}]
+    p = rollout.plan(raw(steps), at(1, 50, 5, last_run(Verdict.PASS, ago=1)),
+                     world(steps, ready(1, 2), ready(2, 2)), SETTINGS)
+    assert (p.status.message or "").startswith("revision 2 (model 8) at 50%: analysis 1/3 passed"), p.status.message
+
+
+def test_every_failing_metric_is_named_in_the_rollback() -> None:
+    failing = AnalysisStatus(revision=2, runs=2, failed=2, last_verdict=Verdict.FAIL, measurements=[
+        Measurement(metric="errors", verdict=Verdict.FAIL, value=0.2, message="high"),
+        Measurement(metric="latency", verdict=Verdict.FAIL, value=3.0, message="slow")])
+    p = rollout.plan(raw(STEP_TO_50, analysis={**ANALYSIS, "failureLimit": 1}), at(1, 50, 5, failing),
+                     world(STEP_TO_50, ready(1, 2), ready(2, 2)), SETTINGS)
+    assert "errors=0.2 (high); latency=3 (slow)" in (p.status.message or ""), p.status.message
+
+
+def test_the_deadline_fires_at_its_second_and_counts_ready_pods() -> None:
+    p = rollout.plan(raw(PAUSED_AT_HALF, analysis=None, progressDeadlineSeconds=60), at(0, 50, 60),
+                     world(PAUSED_AT_HALF, ready(1, 4), starting(2, replicas=2, ready=1), analysis=None), SETTINGS)
+    assert "made no progress in 60s (progressDeadlineSeconds 60): 1 canary pods ready" in (p.status.message or "")
+
+
+def test_a_run_taken_the_second_the_step_began_counts() -> None:
+    p = rollout.plan(raw(AT_ANALYSIS), at(1, 50, 3, last_run(Verdict.PASS, ago=3)),
+                     world(AT_ANALYSIS, ready(1, 2), ready(2, 2)), SETTINGS)
+    assert p.status.current_step_index == 2, p.status.message
+
+
+def test_the_next_deadline_is_a_wake_up() -> None:
+    steps = [{"setWeight": 50}, {"analysis": {}}]
+    p = rollout.plan(raw(steps, progressDeadlineSeconds=8), at(1, 50, 5, last_run(Verdict.FAIL, ago=1, passed=0)),
+                     world(steps, ready(1, 2), ready(2, 2)), SETTINGS)
+    assert p.requeue_after == pytest.approx(3.5), p.requeue_after
+
+
+def test_runs_of_an_earlier_revision_do_not_time_the_next_one() -> None:
+    steps = [{"setWeight": 50}]
+    st = at(0, 50, 100, last_run(Verdict.PASS, ago=1)).model_copy(update={
+        "analysis": last_run(Verdict.PASS, ago=1).model_copy(update={"revision": 1})})
+    assert analysis_due(raw(steps), st, NOW, 2)  # the rollout began 100 s ago; revision 1's run says nothing

@@ -44,7 +44,7 @@ class CanarySteps:
         target = old.step_weight if old.step_weight is not None else old.canary_weight
         p.weight = 0 if fresh or target is None else target
         p.analysis = self.record_analysis(t, fresh)
-        total = p.serving_size(stable)
+        total = p.serving_size()
         rec = p.record(t)
         limit = p.spec.rollout.analysis.inconclusive_limit if p.spec.rollout.analysis else 0
         asked_on = p.requests.resume or p.requests.promote or p.requests.promote_full
@@ -108,7 +108,6 @@ class CanarySteps:
             f = p.facts(t)
             if f is not None and f.replicas >= total and p.ready(t) >= total and \
                     self.weight_reached(t, total, index):
-                p.replica_counts[stable] = p.pods_of(stable)
                 return p.promote(t, stable, total)
             waiting = f"promoting: {p.ready(t)}/{total} pods ready"
             p.wake.append(1.0)

@@ -155,7 +155,7 @@ class _Planner:
         f = self.facts(number)
         return f.ready_replicas if f else 0
 
-    def serving_size(self, number: int) -> int:
+    def serving_size(self) -> int:
         """Pods the serving revisions should have between them: spec.replicas, which an autoscaler writes
         through the scale subresource (one number, split between revisions during a rollout)."""
         return self.spec.desired_replicas()
@@ -210,7 +210,7 @@ class _Planner:
                                f"revision {stable} keeps serving ({how})")
         # In flight: both keep their pods; the progress deadline starts again on resume.
         self.replica_counts[t] = self.pods_of(t)
-        self.replica_counts[stable] = self.serving_size(stable)
+        self.replica_counts[stable] = self.serving_size()
         self.clear_started = True
         return self.finish(stable, t, Phase.PAUSED, "Paused",
                            f"revision {t} (model {rec.model_version}) held at {self.ready(t)} ready pods; "
@@ -250,7 +250,7 @@ class _Planner:
 
     def settle(self, t: int, stable: int | None) -> Plan:
         """One revision serves (or is about to): keep it at size."""
-        size = self.serving_size(t)
+        size = self.serving_size()
         self.replica_counts[t] = size
         rec = self.record(t)
         ready = self.ready(t)
@@ -279,7 +279,7 @@ class _Planner:
         """A new revision rolls out beside the stable one at full size, then takes over."""
         size = self.spec.desired_replicas()
         self.replica_counts[t] = size
-        self.replica_counts[stable] = self.serving_size(stable)
+        self.replica_counts[stable] = self.serving_size()
         rec = self.record(t)
         self.started = (parse_timestamp(self.old.rollout_started_at)
                         if self.old.canary_revision == t else None) or self.now
@@ -325,7 +325,7 @@ class _Planner:
                                f"{self.obs.name}` rolls back, `kubectl modeldeploy promote {self.obs.name}` "
                                f"goes on")
         self.set_outcome(t, Outcome.FAILED, failure)
-        self.replica_counts[stable] = self.serving_size(stable)
+        self.replica_counts[stable] = self.serving_size()
         self.replica_counts[t] = self.draining(t, stable)
         self.weight = 0
         self.plan.events.append(Event("Warning", "RolledBack",
@@ -344,7 +344,7 @@ class _Planner:
         and stable never gave up pods there, so this keeps pods only while stable
         is short for another reason (an autoscaler that just asked for more).
         """
-        missing = self.serving_size(stable) - self.ready(stable)
+        missing = self.serving_size() - self.ready(stable)
         keep = max(0, min(self.pods_of(t), missing))
         if keep:
             self.wake.append(1.0)
@@ -369,7 +369,7 @@ class _Planner:
         self.consume_idle_promotes(canary)
         serving = stable if stable is not None else self.target().number
         if stable is not None and stable not in self.replica_counts and stable not in self.scale_down:
-            self.replica_counts[stable] = self.serving_size(stable)  # what serves never loses its pods
+            self.replica_counts[stable] = self.serving_size()  # what serves never loses its pods
         keep = {serving} | ({canary} if canary is not None else set()) | set(self.replica_counts)
         previous = self.previous(keep)
         if previous is not None:
@@ -410,7 +410,7 @@ class _Planner:
     def drains(self, keep: set[int], serving: int) -> dict[int, int]:
         """Pods of revisions no longer wanted (a superseded canary), kept while the wanted ones are short of
         Ready pods, so what is served never drops by more than the one pod a replacement is starting."""
-        missing = self.serving_size(serving) - sum(self.ready(n) for n in keep)
+        missing = self.serving_size() - sum(self.ready(n) for n in keep)
         out: dict[int, int] = {}
         leaving = [n for n in self.obs.deployments if n not in keep and self.pods_of(n)]
         for number in sorted(leaving, key=lambda n: (-self.ready(n), -n)):
