@@ -285,6 +285,11 @@ class _Planner:
                         if self.old.canary_revision == t else None) or self.now
         ready = self.ready(t)
         f = self.facts(t)
+        # A crash loop fails it even while all its pods happen to be Ready between two crashes; a deadline only
+        # while they are not (an operator back after a long outage does not roll back what became Ready).
+        crashing = f.crash_loop(self.settings.crash_restart_limit) if f is not None else None
+        if crashing:
+            return self.roll_back(t, stable, crashing)
         if f is not None and f.replicas == size and ready >= size:
             return self.promote(t, stable, size)
         failure = self.failure(t, size, self.started)
