@@ -377,3 +377,38 @@ def test_runs_of_an_earlier_revision_do_not_time_the_next_one() -> None:
     st = at(0, 50, 100, last_run(Verdict.PASS, ago=1)).model_copy(update={
         "analysis": last_run(Verdict.PASS, ago=1).model_copy(update={"revision": 1})})
     assert analysis_due(raw(steps), st, NOW, 2)  # the rollout began 100 s ago; revision 1's run says nothing
+
+
+def test_a_new_canary_starts_its_own_steps_clock_and_weight() -> None:
+    # Given status still describes canary 2 at step 1 (50%), and the spec now asks for revision 3
+    steps = [{"setWeight": 25}, {"pause": {}}]
+    p = rollout.plan(spec("9", replicas=4, rollout={"steps": steps}), at(1, 50, 500),
+                     world(steps, ready(1, 2), ready(2, 2), analysis=None), SETTINGS)
+    # Then revision 3 starts at its first step, from now, at that step's weight
+    assert (p.status.canary_revision, p.status.current_step_index, p.status.step_weight) == (3, 0, 25)
+    assert p.status.step_started_at == rollout.timestamp(NOW) and p.status.rollout_started_at == rollout.timestamp(NOW)
+
+
+def test_stable_gives_up_pods_only_as_canary_pods_become_ready() -> None:
+    steps = [{"setWeight": 50}, {"pause": {}}]
+    for canary_ready, stable in ((0, 4), (1, 3), (2, 2)):
+        p = rollout.plan(raw(steps, analysis=None), at(0, 50, 1),
+                         world(steps, ready(1, 4), starting(2, replicas=2, ready=canary_ready), analysis=None),
+                         SETTINGS)
+        assert replicas(p) == {1: stable, 2: 2}, (canary_ready, replicas(p))
+
+
+def test_promote_full_is_recorded_without_a_warning() -> None:
+    p = rollout.plan(raw(PAUSED_AT_HALF, analysis=None), at(0, 50, 5),
+                     world(PAUSED_AT_HALF, ready(1, 2), ready(2, 2), analysis=None,
+                           annotations={"modeldeploy.dev/promote-full": "t9"}), SETTINGS)
+    assert not [e for e in p.events if e.reason == "PromoteIgnored"], p.events
+
+
+def test_a_promote_at_the_inconclusive_limit_does_not_reset_the_count() -> None:
+    # inconclusiveLimit 5: five in a row is still within it, so the rollout was not waiting for anyone
+    steps = [{"setWeight": 50}, {"pause": {}}, {"pause": {}}]
+    a = AnalysisStatus(revision=2, runs=5, inconclusive=5, inconclusive_streak=5)
+    p = rollout.plan(raw(steps), at(1, 50, 5, a),
+                     world(steps, ready(1, 2), ready(2, 2), annotations={"modeldeploy.dev/promote": "t1"}), SETTINGS)
+    assert p.status.analysis is not None and p.status.analysis.inconclusive_streak == 5
