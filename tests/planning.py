@@ -133,3 +133,12 @@ def annotations(plan: rollout.Plan, revision: int) -> dict[str, str]:
 def plan(raw: dict[str, Any], old: ModelDeploymentStatus, obs: Observed,
          settings: Settings = SETTINGS) -> rollout.Plan:
     return rollout.plan(raw, old, obs, settings)
+
+
+def record_of(manifest: dict[str, Any]) -> RevisionRecord:
+    """The ControllerRevision a plan writes, read back the way the reconciler observes it."""
+    ann = manifest["metadata"]["annotations"]
+    return RevisionRecord(number=manifest["revision"], hash=manifest["metadata"]["labels"][names.LABEL_REVISION_HASH],
+                          model_version=ann[names.ANN_MODEL_VERSION], outcome=ann[names.ANN_OUTCOME],
+                          reason=ann.get(names.ANN_OUTCOME_REASON, ""), released=names.ANN_RELEASED in ann,
+                          template=manifest["data"])

@@ -26,6 +26,7 @@ from modeldeploy.api.status import Measurement, ModelDeploymentStatus, Verdict
 from modeldeploy.desired import requests, rollout
 from modeldeploy.desired.facts import DeploymentFacts, Observed, RevisionRecord
 from modeldeploy.desired.settings import Settings
+from planning import record_of
 
 START = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
 STEPS = {
@@ -82,12 +83,7 @@ class World:
                 self.deps[rev] = replace(old, replicas=want, ready_replicas=min(old.ready_replicas, want),
                                          settled=True)
             elif m["kind"] == "ControllerRevision":
-                ann = m["metadata"]["annotations"]
-                self.records[m["revision"]] = RevisionRecord(
-                    number=m["revision"], hash=m["metadata"]["labels"][names.LABEL_REVISION_HASH],
-                    model_version=ann[names.ANN_MODEL_VERSION], outcome=ann[names.ANN_OUTCOME],
-                    reason=ann.get(names.ANN_OUTCOME_REASON, ""), released=names.ANN_RELEASED in ann,
-                    template=m["data"])
+                self.records[m["revision"]] = record_of(m)
         for ref in plan.delete:
             if ref.kind == "Deployment":
                 self.deps.pop(int(ref.name.rsplit("-r", 1)[1]), None)
