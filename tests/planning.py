@@ -3,6 +3,7 @@ the way the reconciler reads it."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -142,3 +143,19 @@ def record_of(manifest: dict[str, Any]) -> RevisionRecord:
                           model_version=ann[names.ANN_MODEL_VERSION], outcome=ann[names.ANN_OUTCOME],
                           reason=ann.get(names.ANN_OUTCOME_REASON, ""), released=names.ANN_RELEASED in ann,
                           template=manifest["data"])
+
+
+def take(plan: rollout.Plan, deps: dict[int, DeploymentFacts], records: dict[int, RevisionRecord]) -> None:
+    """What a cluster does with a plan, at once (in place): Deployments resized (their Ready pods never above
+    the new size), deleted ones gone, ControllerRevisions stored. New pods become Ready only when a test says."""
+    for m in plan.apply:
+        if m["kind"] == "Deployment":
+            rev = int(m["metadata"]["labels"][names.LABEL_REVISION])
+            old = deps.get(rev, DeploymentFacts(revision=rev, replicas=0, ready_replicas=0))
+            want = m["spec"]["replicas"]
+            deps[rev] = replace(old, replicas=want, ready_replicas=min(old.ready_replicas, want))
+        elif m["kind"] == "ControllerRevision":
+            records[m["revision"]] = record_of(m)
+    for ref in plan.delete:
+        if ref.kind == "Deployment":
+            deps.pop(int(ref.name.rsplit("-r", 1)[1]), None)

@@ -16,12 +16,11 @@ from typing import Any
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from modeldeploy.api import names
 from modeldeploy.api.status import Measurement, ModelDeploymentStatus, Verdict
 from modeldeploy.desired import requests, rollout
 from modeldeploy.desired.facts import DeploymentFacts, Observed, RevisionRecord
 from modeldeploy.desired.settings import Settings
-from planning import record_of
+from planning import take
 
 START = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
 TOTAL = 4
@@ -81,17 +80,7 @@ class World:
     def reconcile(self, measurements: tuple[Measurement, ...] | None = None) -> rollout.Plan:
         plan = rollout.plan(raw_spec(self.version, self.steps, self.router), self.status,
                             self.observed(measurements), Settings())
-        for m in plan.apply:
-            if m["kind"] == "Deployment":
-                rev = int(m["metadata"]["labels"][names.LABEL_REVISION])
-                old = self.deps.get(rev, DeploymentFacts(revision=rev, replicas=0, ready_replicas=0))
-                want = m["spec"]["replicas"]
-                self.deps[rev] = replace(old, replicas=want, ready_replicas=min(old.ready_replicas, want))
-            elif m["kind"] == "ControllerRevision":
-                self.records[m["revision"]] = record_of(m)
-        for ref in plan.delete:
-            if ref.kind == "Deployment":
-                self.deps.pop(int(ref.name.rsplit("-r", 1)[1]), None)
+        take(plan, self.deps, self.records)
         if plan.traffic is not None:
             self.router_weight = plan.traffic.canary_weight
         self.status = plan.status
