@@ -25,6 +25,10 @@ MODULES = [
     "operator/modeldeploy/desired/weights.py",
     "operator/modeldeploy/desired/judge.py",
     "operator/modeldeploy/desired/analysis.py",
+    "operator/modeldeploy/desired/ledger.py",
+    "operator/modeldeploy/desired/state.py",
+    "operator/modeldeploy/desired/transition.py",
+    "operator/modeldeploy/desired/endings.py",
     "operator/modeldeploy/desired/canary.py",
     "operator/modeldeploy/desired/rollout.py",
 ]

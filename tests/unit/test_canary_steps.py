@@ -12,6 +12,7 @@ import pytest
 from modeldeploy.api.status import AnalysisStatus, Measurement, ModelDeploymentStatus, Phase, Verdict
 from modeldeploy.desired import rollout
 from modeldeploy.desired.analysis import analysis_due, number
+from modeldeploy.desired.validity import ready_reason
 from planning import NOW, PROGRESSING, SETTINGS, STABLE, observed, ready, record, replicas, spec, starting, status
 
 ANALYSIS = {"interval": "10s", "failureLimit": 2, "inconclusiveLimit": 5, "metrics": [
@@ -182,7 +183,7 @@ def test_a_held_canary_neither_times_out_nor_moves(held_by: str, annotations: di
     # Then it stays where it was, Paused, with its pods, and its step clock off
     assert (p.status.phase, p.status.canary_revision, p.status.current_step_index) == (Phase.PAUSED, 2, 1)
     assert replicas(p) == {1: 2, 2: 2} and p.status.step_started_at is None
-    assert rollout.ready_reason(p.status) == "Paused"
+    assert ready_reason(p.status) == "Paused"
 
 
 def test_an_open_pause_never_times_out() -> None:
@@ -224,7 +225,7 @@ def test_promote_finishes_the_step_and_is_recorded() -> None:
                      world(PAUSED_AT_HALF, ready(1, 2), ready(2, 2), analysis=None,
                            annotations={"modeldeploy.dev/promote": "t7"}), SETTINGS)
     assert p.status.current_step_index == 2 and p.status.handled_requests["modeldeploy.dev/promote"] == "t7"
-    assert (p.status.phase, rollout.ready_reason(p.status)) == (Phase.PROGRESSING, "Canary")
+    assert (p.status.phase, ready_reason(p.status)) == (Phase.PROGRESSING, "Canary")
     assert "(step 3/3: waiting for 4 canary pods and the traffic split)" in (p.status.message or "")
 
 
@@ -327,13 +328,13 @@ def test_held_and_inconclusive_pauses_keep_the_stable_revision_in_status() -> No
     stuck = rollout.plan(raw(steps), at(1, 50, 5, unclear), world(steps, ready(1, 2), ready(2, 2)), SETTINGS)
     for p in (held, stuck):
         assert (p.status.stable_revision, p.status.canary_revision) == (1, 2), p.status.message
-    assert rollout.ready_reason(stuck.status) == "AnalysisInconclusive"
+    assert ready_reason(stuck.status) == "AnalysisInconclusive"
 
 
 def test_an_open_pause_says_paused_and_wakes_for_nothing() -> None:
     p = rollout.plan(raw(PAUSED_AT_HALF, analysis=None), at(1, 50, 5),
                      world(PAUSED_AT_HALF, ready(1, 2), ready(2, 2), analysis=None), SETTINGS)
-    assert rollout.ready_reason(p.status) == "Paused" and p.requeue_after is not None
+    assert ready_reason(p.status) == "Paused" and p.requeue_after is not None
     assert p.requeue_after > 500  # only the progress deadline's wake-up, far off; no polling
 
 

@@ -11,6 +11,7 @@ import pytest
 from modeldeploy.api.status import AnalysisStatus, Measurement, ModelDeploymentStatus, Phase, Verdict
 from modeldeploy.desired import requests, rollout
 from modeldeploy.desired.analysis import analysis_due
+from modeldeploy.desired.validity import ready_reason
 from planning import NOW, PROGRESSING, SETTINGS, STABLE, observed, ready, record, replicas, spec, status
 
 ANALYSIS = {"interval": "10s", "failureLimit": 1, "inconclusiveLimit": 2, "metrics": [
@@ -79,7 +80,7 @@ def test_past_the_inconclusive_limit_the_rollout_waits_for_a_person() -> None:
     p = rollout.plan(raw(ONE_STEP), canary(1, 50, before), seen, SETTINGS)
     # Then it pauses, quoting the provider, keeps its pods and weight, and is not failed (no deadline either)
     assert p.status.phase == Phase.PAUSED, p.status.message
-    assert rollout.ready_reason(p.status) == "AnalysisInconclusive"
+    assert ready_reason(p.status) == "AnalysisInconclusive"
     assert error in (p.status.message or "")
     assert replicas(p) == {1: 2, 2: 2} and p.status.canary_revision == 2
     assert "RolledBack" not in [e.reason for e in p.events]

@@ -1,0 +1,176 @@
+"""The rollout state machine's values: the state read from status, what one pass knows, what it decides.
+
+All frozen. A pass reads `RolloutState` (from status alone, so a restarted operator
+resumes where it was) and `World` (spec, observed children, time, requests), makes
+one transition (`desired.transition`), and returns a `Decision`: the next state
+and the pods each revision keeps. Builders (`desired.rollout`) turn a Decision into
+manifests and status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from modeldeploy.api.spec import ModelDeploymentSpec
+from modeldeploy.api.status import AnalysisStatus, ModelDeploymentStatus, Phase, RollbackOverride
+from modeldeploy.desired.actions import Event
+from modeldeploy.desired.clock import parse_timestamp
+from modeldeploy.desired.facts import DeploymentFacts, Observed
+from modeldeploy.desired.history import Outcome
+from modeldeploy.desired.ledger import Ledger
+from modeldeploy.desired.requests import Requests
+from modeldeploy.desired.settings import Settings
+from modeldeploy.desired.validity import ready_reason
+from modeldeploy.desired.workload import Owner
+
+
+@dataclass(frozen=True)
+class RolloutState:
+    """Where the rollout is, as status records it."""
+
+    phase: Phase | None = None
+    reason: str | None = None
+    stable: int | None = None
+    canary: int | None = None
+    step: int | None = None  # the canary step in progress
+    step_weight: int | None = None  # that step's target weight
+    canary_weight: int | None = None  # the share the canary served
+    step_started: datetime | None = None
+    started: datetime | None = None  # when this revision's rollout began
+    analysis: AnalysisStatus | None = None
+    override: RollbackOverride | None = None  # `rollback --to-revision` in force
+    handled: Mapping[str, str] = field(default_factory=dict)  # request tokens carried out
+
+    @classmethod
+    def from_status(cls, status: ModelDeploymentStatus) -> RolloutState:
+        return cls(phase=status.phase, reason=ready_reason(status), stable=status.stable_revision,
+                   canary=status.canary_revision, step=status.current_step_index, step_weight=status.step_weight,
+                   canary_weight=status.canary_weight, step_started=parse_timestamp(status.step_started_at),
+                   started=parse_timestamp(status.rollout_started_at), analysis=status.analysis,
+                   override=status.rollback, handled=dict(status.handled_requests))
+
+
+@dataclass(frozen=True)
+class World:
+    """What one pass knows besides the state: the spec, the observed children, time, settings, requests."""
+
+    spec: ModelDeploymentSpec
+    obs: Observed
+    settings: Settings
+    requests: Requests
+
+    @property
+    def now(self) -> datetime:
+        return self.obs.now
+
+    @property
+    def owner(self) -> Owner:
+        return Owner(self.obs.name, self.obs.namespace, self.obs.uid)
+
+    @property
+    def router(self) -> str:
+        routing = self.spec.rollout.traffic_routing
+        return "gatewayAPI" if routing and routing.gateway_api else (
+            "istio" if routing and routing.istio else "replicas")
+
+    @property
+    def size(self) -> int:
+        """Pods the serving revisions should have between them: spec.replicas, which an autoscaler writes
+        through the scale subresource (one number, split between revisions during a rollout)."""
+        return self.spec.desired_replicas()
+
+    @property
+    def held(self) -> bool:
+        """A person holds the rollout (spec.paused or `kubectl modeldeploy pause`)."""
+        return self.spec.paused or self.requests.paused
+
+    def facts(self, number: int | None) -> DeploymentFacts | None:
+        return self.obs.deployments.get(number) if number is not None else None
+
+    def pods(self, number: int | None) -> int:
+        f = self.facts(number)
+        return f.replicas if f else 0
+
+    def ready(self, number: int | None) -> int:
+        f = self.facts(number)
+        return f.ready_replicas if f else 0
+
+
+@dataclass(frozen=True)
+class Pass:
+    """What this pass settled before choosing where the rollout goes: the history as it now stands, the
+    revision the spec asks for, the requests carried out, the rollback in force, the Events so far."""
+
+    ledger: Ledger
+    target: int  # the spec's revision (before any rollback override)
+    handled: Mapping[str, str]
+    override: RollbackOverride | None = None
+    events: tuple[Event, ...] = ()
+
+    def with_outcome(self, number: int, outcome: Outcome, reason: str = "", released: bool = False) -> Pass:
+        return replace(self, ledger=self.ledger.with_outcome(number, outcome, reason, released))
+
+    def said(self, kind: str, reason: str, message: str) -> Pass:
+        return replace(self, events=(*self.events, Event(kind, reason, message)))
+
+    def carried_out(self, key: str, token: str) -> Pass:
+        return replace(self, handled={**self.handled, key: token})
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a canary is in its steps."""
+
+    index: int
+    step_started: datetime | None  # None while held: the step clock is off
+
+
+@dataclass(frozen=True)
+class Move:
+    """One transition, before the pods of revisions it did not size are worked out."""
+
+    pass_: Pass
+    stable: int | None
+    canary: int | None
+    phase: Phase
+    reason: str
+    message: str
+    pods: Mapping[int, int] = field(default_factory=dict)  # revisions whose pod count this move set
+    retiring: Mapping[int, datetime] = field(default_factory=dict)  # superseded now: scale down at
+    wake: tuple[float, ...] = ()  # seconds until something is due
+    position: Position | None = None  # set while the canary is in its steps
+    weight: int = 0  # the canary's traffic weight
+    started: datetime | None = None  # rolloutStartedAt to record
+    analysis: AnalysisStatus | None = None
+
+
+@dataclass(frozen=True)
+class Pods:
+    """What one revision's Deployment should have."""
+
+    replicas: int
+    scale_down_at: datetime | None = None  # superseded: scaled to zero then
+    superseded_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """The pods of every revision after this pass."""
+
+    deployments: Mapping[int, Pods]  # Deployments to apply, by revision
+    kept: frozenset[int]  # revisions whose Deployment stays (their history too)
+    delete: tuple[int, ...]  # revisions whose Deployment goes
+    serving: int  # the revision behind `<md>-stable`
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The transition's result: the next state, the history, the pods, what to say, when to look again."""
+
+    move: Move
+    fleet: Fleet
+    handled: Mapping[str, str]
+    events: tuple[Event, ...]
+    requeue_after: float | None
