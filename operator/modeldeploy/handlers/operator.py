@@ -22,10 +22,12 @@ from modeldeploy.reconcile.observe import pod_restarts
 
 log = logging.getLogger("modeldeploy.handlers")
 MANAGED = {names.LABEL_MANAGED_BY: names.MANAGED_BY}
+MANAGED_SELECTOR = f"{names.LABEL_MANAGED_BY}={names.MANAGED_BY}"
 # Children whose changes can need a reconcile of their ModelDeployment (pods: only a restart, see pod_changed).
 CHILDREN = [("apps", "v1", "deployments"), ("", "v1", "services"),
             ("autoscaling", "v2", "horizontalpodautoscalers"), ("policy", "v1", "poddisruptionbudgets"),
             ("apps", "v1", "controllerrevisions")]
+POD = ("", "v1", "pods")
 
 
 def make_memo(kube: Kube, settings: Settings, peering: Peering | None = None) -> kopf.Memo:
@@ -66,6 +68,10 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(field="status.kopf.diffbase")
     settings.posting.enabled = False  # the reconciler writes its own, meaningful Events
     settings.watching.server_timeout = 270
+    # Children are filtered by the API server, not here: a handler's `labels=` filters in Python, after every
+    # Pod and Deployment of the cluster has been sent over. This selector makes the watch carry only ours.
+    for group, version, plural in (*CHILDREN, POD):
+        settings.watching.label_selectors[group, version, plural] = MANAGED_SELECTOR
     settings.networking.error_backoffs = [1, 2, 5, 10]
     # Peering (only with `run --peering`; kopf.run sets its name, priority and scope): a short
     # keep-alive lifetime, so a standby takes over within LIFETIME seconds of the active replica's
@@ -114,7 +120,7 @@ for _group, _version, _plural in CHILDREN:
     _child_handler(_group, _version, _plural)
 
 
-@kopf.on.event("", "v1", "pods", labels=MANAGED, id="child-pods")
+@kopf.on.event(*POD, labels=MANAGED, id="child-pods")
 async def pod_changed(event: Mapping[str, Any], uid: str | None, namespace: str | None, labels: Mapping[str, str],
                       memo: Any, **_: Any) -> None:
     # Only a restart or a pod gone counts (see handlers/restarts.py); readiness arrives with the Deployment's status.
