@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from helpers import wait_for
+from webhooks import webhooks  # noqa: F401  (a fixture: an HTTP endpoint on loopback that tests answer from)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence

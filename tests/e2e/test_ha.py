@@ -57,6 +57,29 @@ def wait_peers(cluster: Any, namespace: str, count: int) -> dict[str, dict[str, 
                     message=f"{count} replica(s) in the peering object")
 
 
+def holds_past_a_keepalive(cluster: Any, namespace: str, predicate: Any, until: Any, message: str) -> None:
+    """`holds_for`, until every replica has renewed its keep-alive once more, and 2 s after.
+
+    The timer that could make a paused replica act is kopf's own: it decides again which replica acts on every
+    change of the peering object (a replica renews its entry every LIFETIME - 10 to LIFETIME - 5 s), and with no
+    change at all it wakes at the blocking peer's deadline (lastseen + LIFETIME). A fixed window of a few seconds
+    can end before any of that; this one lasts past the decisions taken on every peer's next renewal.
+    """
+    renewed_from = {identity: entry.get("lastseen") for identity, entry in peers(cluster, namespace).items()}
+    assert renewed_from, "no replica in the peering object"
+
+    def observe() -> tuple[Any, bool]:
+        now = peers(cluster, namespace)
+        return predicate(), all(now.get(i, {}).get("lastseen") not in (None, seen) for i, seen in renewed_from.items())
+
+    def still(seen: tuple[Any, bool]) -> bool:
+        assert until(seen[0]), f"{message}: stopped holding; observed: {seen[0]!r}"
+        return seen[1]
+
+    wait_for(observe, timeout=LIFETIME + 5, until=still, message=f"{message} (until every keep-alive is renewed)")
+    holds_for(predicate, duration=2, until=until, message=message)
+
+
 def test_only_the_higher_priority_replica_acts_and_the_standby_takes_over_when_it_is_killed(
         cluster, namespace, replicas):
     # Given two replicas: the one with the higher priority starts first
@@ -70,7 +93,8 @@ def test_only_the_higher_priority_replica_acts_and_the_standby_takes_over_when_i
     wait_phase(cluster, namespace, "Healthy", stableRevision=1)
     # Then only the higher-priority replica reconciles; the other is paused by kopf
     assert reconciles(high) > 0
-    holds_for(lambda: reconciles(low), duration=3, until=lambda n: n == 0, message="the standby does nothing")
+    holds_past_a_keepalive(cluster, namespace, lambda: reconciles(low), until=lambda n: n == 0,
+                           message="the standby does nothing")
     assert STANDING_BY in log_of(low) and STANDING_BY not in log_of(high)
 
     # When the active replica is killed (no goodbye: its keep-alive just stops) and the model changes
@@ -113,8 +137,8 @@ def test_a_replica_that_loses_the_lead_stops_acting_even_on_its_own_timers(clust
     before = reconciles(low)
     # ... its own pending timers do not act either, and the new one finishes the rollout alone
     wait_phase(cluster, namespace, "Healthy", timeout=60, stableRevision=2)
-    holds_for(lambda: reconciles(low), duration=2, until=lambda n: n == before,
-              message="the old replica does not reconcile any more")
+    holds_past_a_keepalive(cluster, namespace, lambda: reconciles(low), until=lambda n: n == before,
+                           message="the old replica does not reconcile any more")
     assert "is standby" in log_of(low), "the old replica refused at least one trigger (an event or a timer)"
     assert status(cluster, namespace).get("canaryRevision") is None
 
@@ -146,8 +170,8 @@ def test_equal_explicit_priorities_are_warned_about_and_freeze_until_one_goes(cl
                  until=lambda text: "Possibly conflicting operators with the same priority" in text,
                  message="kopf warned about the same priority")
     apply(cluster, manifest(namespace))
-    holds_for(lambda: status(cluster, namespace), duration=4, until=lambda st: not st.get("phase"),
-              message="nobody acts while two replicas share a priority")
+    holds_past_a_keepalive(cluster, namespace, lambda: status(cluster, namespace), until=lambda st: not st.get("phase"),
+                           message="nobody acts while two replicas share a priority")
     # When one of them stops (cleanly: it takes its entry out), the other resumes at once
     stopped = time.monotonic()
     second.stop()

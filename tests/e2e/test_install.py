@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import fcntl
+import json
 import os
 import re
 import secrets
@@ -37,6 +38,7 @@ INSTALL_NAMESPACE = "modeldeploy-system"
 RBAC_KINDS = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
 CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Namespace"}
 RESTRICTED = "pod-security.kubernetes.io/enforce=restricted"
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"  # client-side `kubectl apply`'s record
 CANARY_STEPS = [{"setWeight": 25}, {"pause": {"duration": "2s"}}, {"setWeight": 50}]
 
 
@@ -111,12 +113,28 @@ def exclusive(name: str) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def resource(doc: dict[str, Any]) -> str:
+    """`kind.group/name` (lower-case kind), as kubectl names an object in its output."""
+    group = doc["apiVersion"].rpartition("/")[0]
+    return f"{doc['kind'].lower()}{'.' + group if group else ''}/{doc['metadata']['name']}"
+
+
+def live(cluster: Any, doc: dict[str, Any], namespace: str | None = None) -> dict[str, Any] | None:
+    """The object a manifest describes, as the API server has it (None when it has none)."""
+    kind, _, name = resource(doc).partition("/")
+    where = [] if doc["kind"] in CLUSTER_SCOPED else ["-n", doc["metadata"].get("namespace") or namespace or ""]
+    out = cluster.kubectl("get", kind, name, *where, "-o", "json", check=False)
+    return json.loads(out.stdout) if out.returncode == 0 else None
+
+
 def exists(cluster: Any, doc: dict[str, Any], namespace: str | None = None) -> bool:
     """Does the API server have the object a manifest describes?"""
-    group = doc["apiVersion"].rpartition("/")[0]
-    kind = f"{doc['kind']}.{group}" if group else doc["kind"]
-    where = [] if doc["kind"] in CLUSTER_SCOPED else ["-n", doc["metadata"].get("namespace") or namespace or ""]
-    return cluster.kubectl("get", kind, doc["metadata"]["name"], *where, "-o", "name", check=False).returncode == 0
+    return live(cluster, doc, namespace) is not None
+
+
+def applied(out: str) -> dict[str, str]:
+    """What `kubectl apply` reported doing, per object: `kind.group/name` -> created, configured, unchanged, ..."""
+    return dict(line.rsplit(" ", 1) for line in out.splitlines() if " " in line)
 
 
 def namespace_exists(cluster: Any, name: str) -> bool:
@@ -255,14 +273,33 @@ def test_kubectl_apply_k_installs_the_operator(cluster, crd):
             cluster.kubectl("delete", "namespace", INSTALL_NAMESPACE, "--ignore-not-found", "--wait=false")
             wait_for(lambda: not namespace_exists(cluster, INSTALL_NAMESPACE), timeout=90,
                      message=f"the leftover {INSTALL_NAMESPACE} is gone")
+        # The CRDs may exist already (the `crd` fixture installs the ModelDeployment one, and CRDs are never
+        # deleted), so their existence afterwards says nothing about this install. What `kubectl apply` leaves
+        # on what it applied does: take its record off them first.
+        crds = [d for d in rendered if d["kind"] == "CustomResourceDefinition"]
+        for d in crds:
+            if exists(cluster, d):
+                cluster.kubectl("annotate", "crd", d["metadata"]["name"], f"{LAST_APPLIED}-")
         try:
             out = cluster.kubectl("apply", "-k", str(MANIFESTS))
             cluster.kubectl("label", "namespace", INSTALL_NAMESPACE, f"{TEST_NAMESPACE_LABEL}=true")
             # The API server accepted every object, the namespace enforces the restricted Pod
             # Security Standard, and the operator's pod was admitted there and became Ready.
             assert "would violate PodSecurity" not in out.stderr, out.stderr
-            for d in rendered:
+            # kubectl applied every object it rendered; those in the namespace are new (it did not exist)
+            did = applied(out.stdout)
+            assert set(did) == {resource(d) for d in rendered}, out.stdout
+            for d in ours:
                 assert exists(cluster, d), f"{d['kind']} {d['metadata']['name']}"
+                if d["kind"] == "Namespace" or d["kind"] not in CLUSTER_SCOPED:
+                    assert did[resource(d)] == "created", out.stdout
+            # and each CRD, as served, is the one this install applied
+            for d in crds:
+                served = live(cluster, d)
+                assert served is not None, d["metadata"]["name"]
+                record = (served["metadata"].get("annotations") or {}).get(LAST_APPLIED)
+                assert record is not None, f"{d['metadata']['name']} was not applied by `kubectl apply -k`"
+                assert json.loads(record)["spec"] == d["spec"] == {k: served["spec"][k] for k in d["spec"]}
             labels = get(cluster, "", "namespace", INSTALL_NAMESPACE)["metadata"]["labels"]
             assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
             dep = wait_deployment_available(cluster, INSTALL_NAMESPACE, "modeldeploy")
@@ -310,18 +347,34 @@ def test_helm_install_and_uninstall(cluster, crd, namespace, values):
     release = f"md-{secrets.token_hex(3)}"
     fullname = f"{release}-modeldeploy"
     rendered = helm_template(cluster, namespace, *values, release=release)
+    # The ModelDeployment CRD (installed by the `crd` fixture) as it is before the install
+    shared = get(cluster, "", "crd", "modeldeployments.modeldeploy.dev")["metadata"]
     try:
         helm(cluster, "install", release, str(CHART), "-n", namespace, *values, "--wait", "--timeout", "90s")
         dep = wait_deployment_available(cluster, namespace, fullname)
         assert container(dep)["image"] == "ghcr.io/modeldeploy/modeldeploy:0.1.0"
+        # Every object the chart renders was made by this release (helm marks what it owns)
         for d in rendered:
-            assert exists(cluster, d, namespace), f"{d['kind']} {d['metadata']['name']}"
+            obj = live(cluster, d, namespace)
+            assert obj is not None, f"{d['kind']} {d['metadata']['name']}"
+            marks = obj["metadata"].get("annotations") or {}
+            assert (marks.get("meta.helm.sh/release-name"), marks.get("meta.helm.sh/release-namespace")) == (
+                release, namespace), f"{d['kind']} {d['metadata']['name']}: {marks}"
+        # and the release records exactly what `helm template` rendered
+        recorded = load(helm(cluster, "get", "manifest", release, "-n", namespace).stdout)
+        assert sorted(map(resource, recorded)) == sorted(map(resource, rendered))
+        # A CRD that already exists is left as it is: not taken into the release (so uninstall keeps it)
+        crd_now = get(cluster, "", "crd", "modeldeployments.modeldeploy.dev")["metadata"]
+        assert (crd_now["uid"], crd_now["generation"]) == (shared["uid"], shared["generation"])
+        assert "meta.helm.sh/release-name" not in (crd_now.get("annotations") or {})
     finally:
         helm(cluster, "uninstall", release, "-n", namespace, "--wait", "--timeout", "60s", check=False)
     for d in rendered:
         if d["kind"] in ("ClusterRole", "ClusterRoleBinding"):
             assert get(cluster, "", d["kind"].lower(), d["metadata"]["name"]) is None, d["metadata"]["name"]
     assert helm(cluster, "status", release, "-n", namespace, check=False).returncode != 0
+    # Uninstalling never deletes a CRD (every ModelDeployment in the cluster would go with it)
+    assert get(cluster, "", "crd", "modeldeployments.modeldeploy.dev")["metadata"]["uid"] == shared["uid"]
 
 
 @pytest.mark.parametrize("values", [

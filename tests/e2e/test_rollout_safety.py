@@ -174,10 +174,11 @@ def test_bad_names_and_reserved_keys_are_refused_at_admission(cluster, namespace
 
 
 def test_deleting_the_history_never_touches_what_serves(cluster, namespace, operator):
-    # Given revision 2 serves, revision 1 kept for a fast way back
-    apply(cluster, body(namespace, "1", PAUSE_AT_HALF))
+    # Given revision 2 serves, revision 1 kept for a fast way back (a 1 s scale-down delay: a history rebuilt
+    # wrong would take pods from the revision it took for the old one within that, inside the 3 s window below)
+    apply(cluster, body(namespace, "1", PAUSE_AT_HALF, scaleDownDelaySeconds=1))
     wait_phase(cluster, namespace, "Healthy", stableRevision=1)
-    apply(cluster, body(namespace, "2", []))
+    apply(cluster, body(namespace, "2", [], scaleDownDelaySeconds=1))
     wait_phase(cluster, namespace, "Healthy", stableRevision=2, readyReplicas=4)
     pods = {p["metadata"]["uid"] for p in get(cluster, namespace, "pods")["items"]
             if p["metadata"]["labels"].get("modeldeploy.dev/revision") == "2"}

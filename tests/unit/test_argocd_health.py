@@ -132,9 +132,31 @@ def test_phase_mapping(obj: dict[str, Any], expected: tuple[str, str]) -> None:
     assert health(obj) == expected
 
 
-def test_verdicts_are_ones_argo_cd_knows() -> None:
-    for case in CASES:
-        assert case.values[1] in STATUSES
+# Every phase the API defines, and what Argo CD should show for it (hand-written: a new phase must be added here).
+PHASES = {"Pending": "Progressing", "Progressing": "Progressing", "Paused": "Suspended", "Healthy": "Healthy",
+          "Degraded": "Degraded", "Failed": "Degraded"}
+
+
+def test_every_phase_of_the_api_has_a_health() -> None:
+    from modeldeploy.api.status import Phase
+
+    assert set(PHASES) == {p.value for p in Phase}
+    for phase, expected in PHASES.items():
+        assert health(_with_status(phase=phase, message="m")) == (expected, "m"), phase
+
+
+def test_the_script_answers_only_what_argo_cd_knows() -> None:
+    """What the script returns (not what this file expects) for every fixture, every phase, no phase and an
+    unknown one, current or stale, retrying or not."""
+    objects = [fixture(p.stem) for p in (ARGOCD / "testdata").glob("*.yaml")]
+    retrying = [{"type": "Reconciling", "status": "True", "reason": "ApplyFailed"}]
+    for phase in [*PHASES, None, "Hibernating"]:
+        for conditions in ([], retrying):
+            objects.append(_with_status(phase=phase, message="m", conditions=conditions))
+            objects.append({**_with_status(phase=phase, conditions=conditions), "metadata": {"generation": 9}})
+    for obj in objects:
+        status, message = health(obj)
+        assert status in STATUSES and isinstance(message, str), obj
 
 
 def test_configmap_patch_carries_the_script_unchanged() -> None:

@@ -25,6 +25,7 @@ Decisions this pins down (docs/gitops.md):
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -216,14 +217,91 @@ def test_kstatus_reads_the_planned_status(make: Any, generation: int, phase: Pha
     assert kstatus(stored(status, generation))[0] == expected
 
 
-@pytest.mark.parametrize("name", ["failed-unknown-preset", "first-apply-pending"])
+# What kstatus reports, word for word, where the operator's own words matter: a person reads them in Flux.
+MESSAGES = {
+    "first-apply-pending": (IN_PROGRESS, "revision 1 (model 7): 0/3 pods ready"),
+    "failed-unknown-preset": (FAILED, "spec.runtime.preset: 'tritonn' is not a known runtime preset; use one of "
+                                      "mlserver, torchserve, triton, vllm, or set spec.runtime.image to your own "
+                                      "server image. Revision 1 (model 7) keeps serving"),
+    "first-revision-never-ready": (FAILED, "revision 1 (model 7): 0/3 pods ready after 601s "
+                                           "(progressDeadlineSeconds 600); fix the spec"),
+    "healthy-retrying-a-refused-write": (IN_PROGRESS, "the API server did not take Service fraud-canary: 403 "
+                                                      "exceeded quota; retrying"),
+    # observedGeneration 7 as written by the planner, against generation 8
+    "healthy-but-stale-generation": (IN_PROGRESS, "ModelDeployment generation is 8, but latest observed "
+                                                  "generation is 7"),
+    "rolled-back": (CURRENT, "Resource is current"),
+}
+
+
+@pytest.mark.parametrize("name", MESSAGES)
 def test_kstatus_message_is_the_operators(name: str) -> None:
     make, generation, *_ = CASES[name]
-    status = make()
-    assert kstatus(stored(status, generation))[1] == status.message
+    assert kstatus(stored(make(), generation)) == MESSAGES[name]
 
 
 def test_every_condition_carries_the_observed_generation() -> None:
-    for make, _, *_ in CASES.values():
+    # Every case is planned for a ModelDeployment at GENERATION (see `seen`).
+    for name, (make, *_) in CASES.items():
         status = make()
-        assert {c.observed_generation for c in status.conditions} == {status.observed_generation}
+        assert status.observed_generation == GENERATION, name
+        assert sorted((c.type, c.observed_generation) for c in status.conditions) == [
+            (t, GENERATION) for t in ("Degraded", "Progressing", "Ready", "Reconciling", "Stalled")], name
+
+
+# -- Argo CD reads the same statuses ----------------------------------------------------------
+
+ARGOCD_HEALTH = (Path(__file__).resolve().parents[2] / "argocd" / "health.lua").read_text()
+
+# What argocd/health.lua makes of each planned status (it differs from kstatus on purpose: a rolled-back
+# revision is Degraded there, Current here; a paused rollout Suspended there).
+ARGOCD = {
+    "first-apply-pending": "Progressing",
+    "healthy": "Healthy",
+    "scaling": "Progressing",
+    "rolling-out": "Progressing",
+    "canary-at-set-weight": "Progressing",
+    "canary-paused-at-step": "Suspended",
+    "pause-request-holds-rollout": "Suspended",
+    "rolled-back": "Degraded",
+    "first-revision-never-ready": "Degraded",
+    "stuck-without-auto-rollback": "Degraded",
+    "failed-unknown-preset": "Degraded",
+    "failed-invalid-spec": "Degraded",
+    "failed-traffic-router": "Degraded",
+    "healthy-retrying-a-refused-write": "Progressing",
+    "healthy-but-stale-generation": "Progressing",
+}
+
+
+def argocd_health(obj: dict[str, Any]) -> tuple[str, str]:
+    """(hs.status, hs.message) of argocd/health.lua for an object, in Lua 5.1 as Argo CD runs it."""
+    import lupa.lua51 as lua51
+
+    runtime = lua51.LuaRuntime(register_eval=False, register_builtins=False)
+
+    def to_lua(value: Any) -> Any:
+        if isinstance(value, dict):
+            return runtime.table_from({k: to_lua(v) for k, v in value.items() if v is not None})
+        if isinstance(value, list):
+            return runtime.table_from([to_lua(v) for v in value])
+        return value
+
+    runtime.globals().obj = to_lua(obj)
+    hs = runtime.execute(ARGOCD_HEALTH)
+    return hs["status"], hs["message"]
+
+
+def test_argocd_has_an_expectation_for_every_case() -> None:
+    assert set(ARGOCD) == set(CASES)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_argocd_reads_the_planned_status(name: str) -> None:
+    make, generation, *_ = CASES[name]
+    status = make()
+    health, message = argocd_health(stored(status, generation))
+    assert health == ARGOCD[name]
+    # It shows the operator's message, except while the operator has not seen the spec yet
+    assert message == ("Waiting for the modeldeploy operator to observe generation 8 (last observed 7)"
+                       if name == "healthy-but-stale-generation" else status.message)

@@ -128,7 +128,7 @@ def advance(world: World, p: Pass, state: RolloutState, t: int, stable: int) -> 
         step_text = f"step {min(index, len(steps)) + 1}/{len(steps)}" if index < len(steps) else "final"
         phase = Phase.PAUSED if waiting.startswith("paused until") else Phase.PROGRESSING
         reason = "Paused" if phase == Phase.PAUSED else "Canary"
-        message = f"{progress} ({step_text}{': ' + waiting if waiting else ''})"
+        message = f"{progress} ({step_text}: {waiting})"
     # While held the step clock is off; it starts again on resume.
     return Move(p, stable, t, phase, reason, message, pods={t: canary_pods, stable: stable_pods},
                 wake=tuple(wake), position=Position(index, None if held else step_started), weight=weight,

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from modeldeploy.api.status import AnalysisStatus, Phase
 from modeldeploy.desired.history import Outcome
@@ -19,14 +18,13 @@ def promote(world: World, p: Pass, t: int, stable: int, size: int, analysis: Ana
                                      f"revision {stable} scales down in {delay}s")
     return Move(p, t, None, Phase.HEALTHY, "Healthy",
                 f"revision {t} (model {rec.model_version}): {world.ready(t)}/{size} pods ready",
-                pods={t: size}, retiring={stable: world.now + timedelta(seconds=delay)}, analysis=analysis)
+                retiring=frozenset({stable}), analysis=analysis)
 
 
 def roll_back(world: World, p: Pass, t: int, stable: int, failure: str, *, weight: int = 0,
               position: Position | None = None, started: datetime | None = None,
-              analysis: AnalysisStatus | None = None, held_pods: Mapping[int, int] | None = None) -> Move:
-    """Traffic back to stable at once; the revision is recorded as failed (or left up, without autoRollback,
-    with `held_pods`: the pods each keeps, by default what they have)."""
+              analysis: AnalysisStatus | None = None) -> Move:
+    """Traffic back to stable at once; the revision is recorded as failed (or left up, without autoRollback)."""
     rec = p.ledger[t]
     if not world.spec.rollout.auto_rollback:
         # Held, not torn down: both revisions keep their pods and the canary its weight until a person
@@ -36,7 +34,7 @@ def roll_back(world: World, p: Pass, t: int, stable: int, failure: str, *, weigh
                     f"revision {t} (model {rec.model_version}) at {weight}%: {failure}; "
                     f"autoRollback is off, so it is held: `kubectl modeldeploy abort {name}` rolls back, "
                     f"`kubectl modeldeploy promote {name}` goes on",
-                    pods=held_pods or {t: world.pods(t), stable: world.pods(stable)}, weight=weight,
+                    pods={t: world.pods(t), stable: world.pods(stable)}, weight=weight,
                     position=position, started=started, analysis=analysis)
     p = p.with_outcome(t, Outcome.FAILED, failure)
     p = p.said("Warning", "RolledBack", f"revision {t} (model {rec.model_version}) rolled back: "

@@ -125,14 +125,10 @@ def history(world: World, d: Decision, out: Plan) -> None:
     for number in sorted(ledger.changed):
         out.apply.append(controller_revision(world.owner, ledger[number]))
     numbers = sorted(ledger.records)
-    excess = len(numbers) - world.spec.revision_history_limit
-    for number in numbers:
-        if excess <= 0:
-            break
-        if number in d.fleet.kept or number not in live or number == numbers[-1]:
-            continue  # the newest stays, so revision numbers are never handed out twice
+    # The newest stays, so revision numbers are never handed out twice.
+    prunable = [n for n in numbers[:-1] if n not in d.fleet.kept and n in live]
+    for number in prunable[:max(0, len(numbers) - world.spec.revision_history_limit)]:
         out.delete.append(Ref("apps/v1", "ControllerRevision", revision_name(world.obs.name, ledger[number].hash)))
-        excess -= 1
 
 
 def served_weight(world: World, stable: int | None, canary: int | None) -> int:
@@ -140,13 +136,14 @@ def served_weight(world: World, stable: int | None, canary: int | None) -> int:
     reports with one (0 when it cannot tell)."""
     if world.router != "replicas":
         return world.obs.router_weight or 0
-    return weights.effective_weight(world.ready(stable), world.ready(canary))
+    return weights.effective_weight(world.ready(stable) if stable is not None else 0,
+                                    world.ready(canary) if canary is not None else 0)
 
 
 def status(world: World, old: ModelDeploymentStatus, d: Decision, route: ManagedRoute | None) -> ModelDeploymentStatus:
     move, obs = d.move, world.obs
     live = [obs.deployments[n] for n in d.fleet.kept if n in obs.deployments]
-    at = move.position if move.canary is not None else None
+    at = move.position
     analysis = move.analysis if move.analysis is not None else old.analysis
     stable = move.stable
     return ModelDeploymentStatus(

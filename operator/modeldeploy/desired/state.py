@@ -86,14 +86,14 @@ class World:
         """A person holds the rollout (spec.paused or `kubectl modeldeploy pause`)."""
         return self.spec.paused or self.requests.paused
 
-    def facts(self, number: int | None) -> DeploymentFacts | None:
-        return self.obs.deployments.get(number) if number is not None else None
+    def facts(self, number: int) -> DeploymentFacts | None:
+        return self.obs.deployments.get(number)
 
-    def pods(self, number: int | None) -> int:
+    def pods(self, number: int) -> int:
         f = self.facts(number)
         return f.replicas if f else 0
 
-    def ready(self, number: int | None) -> int:
+    def ready(self, number: int) -> int:
         f = self.facts(number)
         return f.ready_replicas if f else 0
 
@@ -138,7 +138,7 @@ class Move:
     reason: str
     message: str
     pods: Mapping[int, int] = field(default_factory=dict)  # revisions whose pod count this move set
-    retiring: Mapping[int, datetime] = field(default_factory=dict)  # superseded now: scale down at
+    retiring: frozenset[int] = frozenset()  # superseded now: scaled down after scaleDownDelaySeconds
     wake: tuple[float, ...] = ()  # seconds until something is due
     position: Position | None = None  # set while the canary is in its steps
     weight: int = 0  # the canary's traffic weight

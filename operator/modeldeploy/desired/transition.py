@@ -197,12 +197,12 @@ def progress(world: World, p: Pass, state: RolloutState, t: int, stable: int) ->
     # they are not (an operator back after a long outage does not roll back what became Ready).
     crashing = f.crash_loop(world.settings.crash_restart_limit) if f is not None else None
     if crashing:
-        return roll_back(world, p, t, stable, crashing, started=started, held_pods=pods)
+        return roll_back(world, p, t, stable, crashing, started=started)
     if f is not None and f.replicas == size and ready >= size:
         return promote(world, p, t, stable, size, None)
     why = failure(world, t, size, started)
     if why is not None:
-        return roll_back(world, p, t, stable, why, started=started, held_pods=pods)
+        return roll_back(world, p, t, stable, why, started=started)
     deadline = started + timedelta(seconds=world.spec.rollout.progress_deadline_seconds)
     return Move(p, stable, t, Phase.PROGRESSING, "RollingOut",
                 f"revision {t} (model {rec.model_version}): {ready}/{size} pods ready; "
@@ -214,7 +214,6 @@ def progress(world: World, p: Pass, state: RolloutState, t: int, stable: int) ->
 def conclude(world: World, state: RolloutState, move: Move) -> Decision:
     """The pods of every revision, idle requests spent, the phase the pods allow, an Event on a transition."""
     p = spend_idle_requests(world, move)
-    move = replace(move, pass_=p)
     fleet, wake = size_fleet(world, move)
     phase, reason, message = move.phase, move.reason, move.message
     if phase == Phase.HEALTHY and (waiting := unsettled(world, fleet)):
@@ -250,30 +249,24 @@ def size_fleet(world: World, move: Move) -> tuple[Fleet, list[float]]:
     ledger, now = move.pass_.ledger, world.now
     serving = move.stable if move.stable is not None else move.pass_.target
     pods = dict(move.pods)
-    if move.stable is not None and move.stable not in pods and move.stable not in move.retiring:
-        pods[move.stable] = world.size  # what serves never loses its pods
-    keep = {serving} | ({move.canary} if move.canary is not None else set()) | set(pods)
+    if serving not in pods and serving not in move.retiring:
+        pods[serving] = world.size  # what serves never loses its pods
+    keep = {serving} | set(pods)
     previous = last_superseded(world, move, keep)
     if previous is not None:
         keep.add(previous)
     deployments: dict[int, Pods] = {}
     wake: list[float] = []
+    delay = timedelta(seconds=world.spec.rollout.scale_down_delay_seconds)
     for number in sorted(keep):
-        if number not in ledger:
-            continue
         f = world.facts(number)
         if number in pods:
             deployments[number] = Pods(pods[number])
-            continue
-        # Superseded: it keeps its pods until the scale-down delay has passed.
-        when = move.retiring.get(number) or (f.scale_down_at if f else None) or (
-            now + timedelta(seconds=world.spec.rollout.scale_down_delay_seconds))
-        replicas = 0 if now >= when else (f.replicas if f else 0)
-        if now < when:
+        elif f is not None:  # (a superseded revision whose Deployment is gone is not brought back)
+            # Superseded: it keeps its pods until the scale-down delay has passed.
+            when = now + delay if number in move.retiring else (f.scale_down_at or now + delay)
             wake.append((when - now).total_seconds())
-        if f is None and replicas == 0:
-            continue  # nothing to keep warm
-        deployments[number] = Pods(replicas, when, superseded_at(world, move, number))
+            deployments[number] = Pods(0 if now >= when else f.replicas, when, superseded_at(world, move, number))
     drains = draining_pods(world, keep)
     for number, count in sorted(drains.items()):
         if number in ledger:  # one with no record (made before Deployments said what they run) is left as is
@@ -312,10 +305,7 @@ def last_superseded(world: World, move: Move, keep: set[int]) -> int | None:
 
 def superseded_at(world: World, move: Move, number: int) -> datetime | None:
     """When a revision stopped serving: now, if this pass superseded it; else as its Deployment says."""
-    if number in move.retiring:
-        return world.now
-    f = world.facts(number)
-    return f.superseded_at if f else None
+    return world.now if number in move.retiring else world.obs.deployments[number].superseded_at
 
 
 def unsettled(world: World, fleet: Fleet) -> str:
