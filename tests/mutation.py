@@ -36,7 +36,8 @@ MODULES = [
 TESTS = ["test_weights.py", "test_judge.py", "test_canary_steps.py", "test_analysis_counts.py",
          "test_rollout_plan.py", "test_superseded.py", "test_held.py", "test_evidence.py", "test_bookkeeping.py",
          "test_canary_properties.py", "test_served_properties.py", "test_rollout_properties.py",
-         "test_analysis_providers.py", "test_plain_rollout.py", "test_planner_records.py", "test_messages.py"]
+         "test_analysis_providers.py", "test_plain_rollout.py", "test_planner_records.py", "test_messages.py",
+         "test_transitions.py"]
 STATUS = {1: "killed", 3: "killed", 0: "survived", 36: "timeout", -24: "timeout", 24: "timeout", 152: "timeout",
           255: "timeout", 5: "no tests", 33: "no tests", 34: "skipped", 35: "suspicious"}
 
