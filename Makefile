@@ -3,7 +3,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-CRD := crds/modeldeploy.dev_modeldeployments.yaml
+# Generated from the pydantic models: crds/modeldeploy.dev_<plural>.yaml for each.
+GENERATED_CRDS := modeldeployments analysisproviders
 export KUBECONFIG := $(CURDIR)/.cluster/kubeconfig
 CHART := helm/modeldeploy
 # kubectl and helm, built with the local control plane (`make cluster` or `localcluster.py build`).
@@ -36,13 +37,14 @@ cluster-down:
 	@$(PYTHON) tests/cluster/localcluster.py down
 
 crds: venv
-	$(PY) -m modeldeploy.api.crd > $(CRD)
+	@for plural in $(GENERATED_CRDS); do $(PY) -m modeldeploy.api.crd $$plural > crds/modeldeploy.dev_$$plural.yaml; done
 	@$(MAKE) --no-print-directory helm-crds
 
 # Also: the chart's copies equal crds/, and crds/Kustomization (what manifests/ installs) lists every CRD.
 crds-check: venv
-	@$(PY) -m modeldeploy.api.crd | diff -u $(CRD) - \
-	  || { echo "error: $(CRD) is stale; run 'make crds' and commit it" >&2; exit 1; }
+	@for plural in $(GENERATED_CRDS); do crd=crds/modeldeploy.dev_$$plural.yaml; \
+	  $(PY) -m modeldeploy.api.crd $$plural | diff -u $$crd - \
+	    || { echo "error: $$crd is stale; run 'make crds' and commit it" >&2; exit 1; }; done
 	@diff -r --exclude=Kustomization crds $(CHART)/crds \
 	  || { echo "error: $(CHART)/crds differs from crds/; run 'make helm-crds' and commit it" >&2; exit 1; }
 	@diff <(cd crds && ls *.yaml | sort) <(sed -n 's/^  - //p' crds/Kustomization | sort) \

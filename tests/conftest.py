@@ -143,14 +143,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 CRD_FILE = ROOT / "crds" / "modeldeploy.dev_modeldeployments.yaml"
+PROVIDER_CRD_FILE = ROOT / "crds" / "modeldeploy.dev_analysisproviders.yaml"
 
 
 @pytest.fixture(scope="session")
 def crd(cluster: Cluster) -> None:
-    """The ModelDeployment CRD, installed and Established."""
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
+    """The ModelDeployment and AnalysisProvider CRDs, installed and Established."""
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE), "-f", str(PROVIDER_CRD_FILE))
     cluster.kubectl("wait", "--for=condition=Established", "--timeout=30s",
-                    "crd/modeldeployments.modeldeploy.dev")
+                    "crd/modeldeployments.modeldeploy.dev", "crd/analysisproviders.modeldeploy.dev")
 
 
 def _free_port() -> int:
@@ -241,8 +242,12 @@ class OperatorProcess:
 
 @pytest.fixture
 def operator(cluster: Cluster, crd: None, namespace: str) -> Iterator[OperatorProcess]:
-    """The real operator, running for this test's namespace."""
-    op = OperatorProcess(cluster, namespace)
+    """The real operator, running for this test's namespace.
+
+    It reaches analysis URLs written in ModelDeployments: the rollout tests point analysis at their own
+    Prometheus and loopback endpoints that way. As installed it does not (tests/e2e/test_analysis_providers.py
+    runs it so, and tests/e2e/test_install.py checks the chart and manifests leave the flag off)."""
+    op = OperatorProcess(cluster, namespace, ["--allow-inline-analysis-urls"])
     op.start()
     try:
         yield op

@@ -20,7 +20,8 @@ from modeldeploy.desired.settings import Settings
 NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
 MD, NS, UID, GENERATION = "fraud", "risk", "6f1c2b7e-0000-4000-8000-000000000001", 4
 IMAGE = "registry.example/sklearn-server:1.4"
-SETTINGS = Settings()
+# The planner tests write inline analysis URLs (the endpoint rules have their own tests): allowed here.
+SETTINGS = Settings(allow_inline_analysis_urls=True)
 
 STABLE, PROGRESSING, SUPERSEDED, FAILED = (Outcome.STABLE, Outcome.PROGRESSING, Outcome.SUPERSEDED,
                                           Outcome.FAILED)

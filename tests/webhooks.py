@@ -15,7 +15,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -28,6 +28,7 @@ class Request:
     content_type: str
     body: bytes
     at: float  # time.monotonic() when it arrived
+    headers: dict[str, str] = field(default_factory=dict)
 
     def json(self) -> Any:
         return json.loads(self.body) if self.body else {}
@@ -51,7 +52,7 @@ class Webhook:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 asked = Request(self.command, self.path, self.headers.get("Content-Type", ""), body,
-                                time.monotonic())
+                                time.monotonic(), dict(self.headers))
                 hook.requests.append(asked)
                 status = hook.answer if isinstance(hook.answer, int) else hook.answer(asked.json())
                 self.send_response(status)

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from modeldeploy.analysis.base import RunContext
-from modeldeploy.analysis.prometheus import PrometheusProvider, query_value
-from modeldeploy.analysis.webhook import WebhookProvider
+from modeldeploy.analysis import registry
+from modeldeploy.analysis.base import RunContext, Target
+from modeldeploy.analysis.prometheus import query_value
 from modeldeploy.api.spec import Metric
 from modeldeploy.api.status import Verdict
 
@@ -27,12 +27,14 @@ class Server:
     def __init__(self) -> None:
         self.routes: dict[str, tuple[int, dict[str, str], bytes, float]] = {}
         self.seen: list[tuple[str, str, bytes]] = []
+        self.headers: list[dict[str, str]] = []  # of each request, in order
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def _answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 server.seen.append((self.command, self.path, self.rfile.read(length)))
+                server.headers.append(dict(self.headers))
                 status, headers, body, delay = server.routes.get(self.path.split("?")[0], (404, {}, b"", 0.0))
                 time.sleep(delay)
                 self.send_response(status)
@@ -63,11 +65,18 @@ def webhook(url: str, timeout: int = 2) -> Metric:
     return Metric.model_validate({"name": "smoke", "webhook": {"url": url, "timeoutSeconds": timeout}})
 
 
+def call(metric: Metric, **target: Any) -> Any:
+    """Measure at the metric's own URL (as the reconciler resolves an inline one), with its own timeout."""
+    url = metric.webhook.url if metric.webhook else metric.prometheus.address if metric.prometheus else ""
+    return registry.provider_for(metric).measure(metric, CONTEXT, Target(url=url, **target),
+                                                 registry.timeout_of(metric))
+
+
 @pytest.mark.parametrize(("status", "verdict"), [(200, Verdict.PASS), (204, Verdict.PASS), (500, Verdict.FAIL),
                                                  (404, Verdict.FAIL)], ids=["200", "204", "500", "404"])
 def test_webhook_status_is_the_verdict(server: Server, status: int, verdict: Verdict) -> None:
     server.routes["/smoke"] = (status, {}, b"", 0.0)
-    m = WebhookProvider().measure(webhook(f"{server.url}/smoke"), CONTEXT)
+    m = call(webhook(f"{server.url}/smoke"))
     assert (m.verdict, m.value) == (verdict, float(status))
     # And the POST carried the rollout's context
     method, _, body = server.seen[0]
@@ -79,7 +88,7 @@ def test_webhook_status_is_the_verdict(server: Server, status: int, verdict: Ver
 def test_webhook_redirect_is_not_followed(server: Server) -> None:
     server.routes["/smoke"] = (302, {"Location": f"{server.url}/elsewhere"}, b"", 0.0)
     server.routes["/elsewhere"] = (200, {}, b"", 0.0)
-    m = WebhookProvider().measure(webhook(f"{server.url}/smoke"), CONTEXT)
+    m = call(webhook(f"{server.url}/smoke"))
     assert m.verdict == Verdict.INCONCLUSIVE and "redirects are not followed" in m.message, m
     assert [path for _, path, _ in server.seen] == ["/smoke"]
 
@@ -87,7 +96,7 @@ def test_webhook_redirect_is_not_followed(server: Server) -> None:
 def test_webhook_that_does_not_answer_in_time_is_inconclusive(server: Server) -> None:
     server.routes["/slow"] = (200, {}, b"", 2.5)
     started = time.monotonic()
-    m = WebhookProvider().measure(webhook(f"{server.url}/slow", timeout=1), CONTEXT)
+    m = call(webhook(f"{server.url}/slow", timeout=1))
     assert m.verdict == Verdict.INCONCLUSIVE and "did not answer" in m.message
     assert time.monotonic() - started < 2.4
 
@@ -96,7 +105,7 @@ def test_webhook_nobody_listening_is_inconclusive(server: Server) -> None:
     url = server.url
     server.httpd.shutdown()
     server.httpd.server_close()
-    m = WebhookProvider().measure(webhook(f"{url}/smoke"), CONTEXT)
+    m = call(webhook(f"{url}/smoke"))
     assert m.verdict == Verdict.INCONCLUSIVE and "did not answer" in m.message
 
 
@@ -140,7 +149,7 @@ def prometheus(address: str) -> Metric:
 def test_prometheus_measurement(server: Server, payload: dict[str, Any], status: int, verdict: Verdict,
                                 says: str) -> None:
     server.routes["/api/v1/query"] = (status, {}, json.dumps(payload).encode(), 0.0)
-    m = PrometheusProvider().measure(prometheus(server.url), CONTEXT)
+    m = call(prometheus(server.url))
     assert m.verdict == verdict and says in m.message, m
     # The variables are substituted in the query it sent, and an inconclusive message names the query
     assert 'revision%3D%224%22' in server.seen[0][1] or 'revision=%224%22' in server.seen[0][1]
@@ -150,6 +159,43 @@ def test_prometheus_measurement(server: Server, payload: dict[str, Any], status:
 
 def test_prometheus_redirect_is_not_followed(server: Server) -> None:
     server.routes["/api/v1/query"] = (301, {"Location": f"{server.url}/other"}, b"", 0.0)
-    m = PrometheusProvider().measure(prometheus(server.url), CONTEXT)
+    m = call(prometheus(server.url))
     assert m.verdict == Verdict.INCONCLUSIVE
     assert [path.split("?")[0] for _, path, _ in server.seen] == ["/api/v1/query"]
+
+
+def test_a_provider_target_sends_its_headers_and_token_and_no_redirect(server: Server) -> None:
+    server.routes["/checks/smoke"] = (204, {}, b"", 0.0)
+    metric = Metric.model_validate({"name": "smoke", "webhook": {"provider": "checks", "path": "/smoke"}})
+    m = registry.provider_for(metric).measure(metric, CONTEXT, Target(
+        url=f"{server.url}/checks/smoke", headers={"X-Scope-OrgID": "risk"}, token="s3cret"), 2)
+    assert (m.verdict, m.value) == (Verdict.PASS, 204.0)
+    sent = server.headers[0]
+    assert sent["X-Scope-OrgID"] == "risk" and sent["Authorization"] == "Bearer s3cret"
+    assert "s3cret" not in m.message
+
+
+def test_a_run_keeps_to_its_budget(server: Server) -> None:
+    server.routes["/slow"] = (200, {}, b"", 1.5)
+    metrics = [webhook(f"{server.url}/slow", timeout=5), webhook(f"{server.url}/slow", timeout=5)]
+    metrics[1] = metrics[1].model_copy(update={"name": "second"})
+    targets = {m.name: Target(url=m.webhook.url) for m in metrics if m.webhook}
+    started = time.monotonic()
+    out = registry.run(metrics, CONTEXT, targets, budget=1.0)
+    # The first metric's 5 s timeout is cut to what is left of the run's 1 s; the second is not measured at all
+    assert time.monotonic() - started < 1.4
+    assert [m.verdict for m in out] == [Verdict.INCONCLUSIVE, Verdict.INCONCLUSIVE]
+    assert "did not answer" in out[0].message and "the run's 1 s were spent" in out[1].message
+    assert len(server.seen) == 1
+
+
+def test_a_metric_with_no_target_says_why() -> None:
+    metric = webhook("http://127.0.0.1:9/x")
+    out = registry.run([metric], CONTEXT, {"smoke": "AnalysisProvider 'checks' does not exist"})
+    assert (out[0].verdict, out[0].message) == (Verdict.INCONCLUSIVE, "AnalysisProvider 'checks' does not exist")
+
+
+def test_an_answer_is_read_only_so_far(server: Server) -> None:
+    server.routes["/api/v1/query"] = (200, {}, b"x" * (3 << 20), 0.0)
+    m = call(prometheus(server.url))
+    assert m.verdict == Verdict.INCONCLUSIVE and "without JSON" in m.message

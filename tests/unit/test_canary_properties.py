@@ -79,7 +79,7 @@ class World:
 
     def reconcile(self, measurements: tuple[Measurement, ...] | None = None) -> rollout.Plan:
         plan = rollout.plan(raw_spec(self.version, self.steps, self.router), self.status,
-                            self.observed(measurements), Settings())
+                            self.observed(measurements), Settings(allow_inline_analysis_urls=True))
         take(plan, self.deps, self.records)
         if plan.traffic is not None:
             self.router_weight = plan.traffic.canary_weight

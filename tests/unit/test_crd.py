@@ -11,7 +11,7 @@ import yaml
 
 from modeldeploy.api import names, reference
 from modeldeploy.api.crd import build_crd, render, to_structural
-from modeldeploy.api.spec import PRE_TRAFFIC_REFUSED, RESERVED_KEYS_MESSAGE
+from modeldeploy.api.spec import PRE_TRAFFIC_REFUSED, PROVIDER_OR_ADDRESS, PROVIDER_OR_URL, RESERVED_KEYS_MESSAGE
 
 Schema = dict[str, Any]
 
@@ -87,6 +87,9 @@ EXPECTED_CEL = {
     ".spec.rollout.analysis.metrics[]": ["each metric takes exactly one of prometheus or webhook",
                                          "a prometheus metric needs a thresholdRange"],
     ".spec.rollout.analysis.metrics[].thresholdRange": ["thresholdRange needs min, max or both"],
+    ".spec.rollout.analysis.metrics[].prometheus": [PROVIDER_OR_ADDRESS],
+    ".spec.rollout.analysis.metrics[].webhook": [PROVIDER_OR_URL, "path goes with provider (an inline url carries "
+                                                                  "its own path)"],
 }
 
 

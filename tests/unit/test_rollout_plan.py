@@ -366,7 +366,7 @@ def test_crash_looping_rollback_names_pod_and_restart_count() -> None:
 def test_crash_restart_limit_comes_from_settings() -> None:
     seen = observed(ready(1), starting(2, ready=2, max_restarts=4, crashing_pod="p"),
                     revisions=(R1, record(2, "8", PROGRESSING)))
-    p = plan(spec("8"), rolling(30), seen, Settings(crash_restart_limit=5))
+    p = plan(spec("8"), rolling(30), seen, Settings(crash_restart_limit=5, allow_inline_analysis_urls=True))
     assert p.status.phase == Phase.PROGRESSING
 
 

@@ -33,7 +33,7 @@ from modeldeploy.desired.settings import Settings
 
 START = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
 MD, NS, UID = "fraud", "risk", "6f1c2b7e-0000-4000-8000-000000000002"
-SETTINGS = Settings()
+SETTINGS = Settings(allow_inline_analysis_urls=True)
 IMAGE = "registry.example/sklearn-server:1.4"
 
 # Serving templates a spec can switch between: (model version, server image).

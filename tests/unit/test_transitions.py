@@ -91,12 +91,17 @@ def test_a_recorded_outcome_is_never_overwritten_by_what_a_deployment_carries() 
 def test_a_lost_status_finds_the_serving_revision_in_the_history() -> None:
     p = plan(spec("7"), ModelDeploymentStatus(), observed(ready(1), revisions=(R1,)))
     assert (p.status.phase, p.status.stable_revision, replicas(p)) == (Phase.HEALTHY, 1, {1: 3})
+    # Lost in the middle of a rollout: revision 1 still serves, with all its pods, while 2 rolls out beside it
+    mid = plan(spec("8"), ModelDeploymentStatus(), observed(ready(1), starting(2, 3, 1), revisions=(
+        R1, record(2, "8", PROGRESSING))))
+    assert (mid.status.stable_revision, mid.status.canary_revision, replicas(mid)) == (1, 2, {1: 3, 2: 3})
 
 
 def test_a_promoted_revision_carries_no_reason() -> None:
     p = plan(spec("8"), rolling(20), observed(ready(1), ready(2), revisions=(R1, record(2, "8", PROGRESSING))))
     crs = {m["revision"]: m["metadata"]["annotations"] for m in manifests(p, "ControllerRevision").values()}
     assert crs[2][names.ANN_OUTCOME] == "Stable" and names.ANN_OUTCOME_REASON not in crs[2]
+    assert names.ANN_RELEASED not in crs[2] and names.ANN_RELEASED not in crs[1]
     assert crs[1][names.ANN_OUTCOME] == "Superseded" and names.ANN_OUTCOME_REASON not in crs[1]
 
 
@@ -143,6 +148,22 @@ def test_rolling_back_to_a_failed_revision_deploys_it_again() -> None:
     assert (p.status.canary_revision, replicas(p)[2], outcomes(p)[2]) == (2, 3, "Progressing"), p.status.message
 
 
+def test_rolling_back_to_a_revision_that_served_marks_nothing_released() -> None:
+    revs = (record(1, "7", SUPERSEDED), record(2, "8"))
+    p = plan(spec("8"), status(Phase.HEALTHY, stable=2), observed(ready(2), ready(1, 0), revisions=revs,
+                                                                   annotations={requests.ROLLBACK: "1@t1"}))
+    crs = {m["revision"]: m["metadata"]["annotations"] for m in manifests(p, "ControllerRevision").values()}
+    assert all(names.ANN_RELEASED not in ann for ann in crs.values()), crs
+
+
+def test_an_abandoned_rollout_says_why_in_the_history() -> None:
+    revs = (R1, record(2, "8", PROGRESSING))
+    p = plan(spec("9"), rolling(20), observed(ready(1), starting(2, 3, 1), revisions=revs))
+    cr = next(m for m in manifests(p, "ControllerRevision").values() if m["revision"] == 2)
+    assert cr["metadata"]["annotations"][names.ANN_OUTCOME] == "Aborted"
+    assert cr["metadata"]["annotations"][names.ANN_OUTCOME_REASON] == "the spec moved on before it was ready"
+
+
 # -- holds -----------------------------------------------------------------------------------------------------
 def test_a_held_rollout_keeps_its_pods_and_starts_none() -> None:
     revs = (R1, record(2, "8", PROGRESSING))
@@ -153,6 +174,14 @@ def test_a_held_rollout_keeps_its_pods_and_starts_none() -> None:
     # Paused before its Deployment exists: it gets none of its pods
     early = plan(spec("8"), rolling(1), observed(ready(1), revisions=revs, annotations=notes))
     assert replicas(early) == {1: 3, 2: 0}
+
+
+def test_an_abort_goes_through_a_pause() -> None:
+    revs = (R1, record(2, "8", PROGRESSING))
+    notes = {requests.PAUSED: "true", requests.ABORT: "t1"}
+    p = plan(spec("8"), rolling(20), observed(ready(1), starting(2, 3, 1), revisions=revs, annotations=notes))
+    assert (ready_reason(p.status), p.status.canary_revision, replicas(p), outcomes(p)[2]) == (
+        "Aborted", None, {1: 3, 2: 0}, "Aborted")
 
 
 def test_without_auto_rollback_a_failed_plain_rollout_stays_held_pass_after_pass() -> None:
@@ -251,10 +280,10 @@ def test_a_revert_to_a_revision_that_served_skips_the_canary_steps() -> None:
 def test_leaving_canaries_drain_the_one_with_most_ready_pods_first_then_the_newest() -> None:
     revs = (R1, record(2, "8", FAILED), record(3, "9", FAILED), record(4, "10", PROGRESSING))
     old = status(Phase.PROGRESSING, stable=1, canary=4, started_ago=5, reason="RollingOut")
-    # Stable is one pod short; 2 has 1 Ready pod, 3 has 2: 3 stays (with 1 pod), 2 goes
-    p = plan(spec("10"), old, observed(starting(1, 3, 2), starting(2, 2, 1), ready(3, 2), starting(4, 3, 0),
+    # Stable is one pod short; 2 has 2 Ready pods, 3 has 1: 2 stays (with 1 pod), 3 goes
+    p = plan(spec("10"), old, observed(starting(1, 3, 2), ready(2, 2), starting(3, 2, 1), starting(4, 3, 0),
                                        revisions=revs))
-    assert replicas(p).get(3) == 1 and 2 not in replicas(p)
+    assert replicas(p).get(2) == 1 and 3 not in replicas(p)
     # A tie: the newest stays
     tie = plan(spec("10"), old, observed(starting(1, 3, 2), ready(2, 2), ready(3, 2), starting(4, 3, 0),
                                          revisions=revs))
@@ -263,11 +292,11 @@ def test_leaving_canaries_drain_the_one_with_most_ready_pods_first_then_the_newe
 
 def test_healthy_waits_for_every_leaving_revision() -> None:
     revs = (record(1, "6", SUPERSEDED), record(2, "7", SUPERSEDED), record(3, "8", SUPERSEDED), record(4, "9"))
-    seen = observed(ready(4), ready(3, 0, superseded_at=after(-100), scale_down_at=after(-70)),
+    seen = observed(ready(4, settled=False), ready(3, 0, superseded_at=after(-100), scale_down_at=after(-70)),
                     ready(2, 0, settled=False), ready(1, 0, settled=False), revisions=revs)
     p = plan(spec("9"), status(Phase.HEALTHY, stable=4), seen)
     assert p.status.message == ("revision 4 (model 9): 3/3 pods ready; revision 1 scaling to 0 pods, "
-                                "revision 2 scaling to 0 pods")
+                                "revision 2 scaling to 0 pods, revision 4 scaling to 3 pods")
     assert [r for r in p.delete if r.kind == "Deployment"] == [
         Ref("apps/v1", "Deployment", "fraud-r2"), Ref("apps/v1", "Deployment", "fraud-r1")]
 
@@ -304,6 +333,14 @@ def test_a_mesh_route_carries_the_step_weight_and_only_during_a_canary() -> None
     after_it = plan(canary_spec("8", steps, **block), status(Phase.HEALTHY, stable=2), observed(
         ready(2, 4), revisions=canary_records(steps, **block)[1:]))
     assert after_it.traffic is not None and after_it.traffic.canary_weight == 0
+
+
+def test_an_explicit_replicas_router_sets_no_route_weights() -> None:
+    steps = [{"setWeight": 25}, {"pause": {}}]
+    block = {"trafficRouting": {"replicas": {}}}
+    p = plan(canary_spec("8", steps, **block), at(1, 25), observed(ready(1, 3), ready(2, 1),
+                                                                   revisions=canary_records(steps, **block)))
+    assert p.traffic is None and p.status.route is None and p.status.canary_weight == 25
 
 
 def test_a_route_no_longer_named_is_released_with_its_own_config() -> None:
@@ -377,6 +414,7 @@ def test_promotion_and_rollback_show_the_run_that_decided() -> None:
                     measurements=run(Verdict.PASS, 0.01), measured_revision=2)
     promoted = plan(canary_spec("8", steps, analysis=CHECK), at(1, 50, ago=15), seen)
     assert promoted.status.stable_revision == 2
+    assert promoted.status.message == "revision 2 (model 8): 4/4 pods ready"
     assert promoted.status.analysis is not None and promoted.status.analysis.passed == 1
     failing = replace(seen, measurements=run(Verdict.FAIL, 0.4))
     back = plan(canary_spec("8", steps, analysis=CHECK), at(1, 50, ago=15), failing)

@@ -55,6 +55,9 @@ app.kubernetes.io/component: operator
 - {{ .Values.health.port | quote }}
 - --storage-initializer-image
 - {{ .Values.storageInitializerImage | quote }}
+{{- if .Values.analysis.allowInlineURLs }}
+- --allow-inline-analysis-urls
+{{- end }}
 {{- if gt (int .Values.replicas) 1 }}
 - --peering
 - {{ .Values.peeringName | quote }}
@@ -99,6 +102,10 @@ KopfPeering; cluster-wide reads no Secrets, watches CRDs and uses ClusterKopfPee
 {{- if .namespaced }}
 - apiGroups: [""]
   resources: [secrets]
+  verbs: [get]
+{{- else }}
+- apiGroups: [modeldeploy.dev]
+  resources: [analysisproviders]
   verbs: [get]
 {{- end }}
 - apiGroups: [""]

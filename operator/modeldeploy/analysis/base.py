@@ -1,8 +1,8 @@
-"""What every analysis provider does, and the context a run carries."""
+"""What every analysis provider does, the context a run carries, and where a metric is measured."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
 from modeldeploy.api.spec import Metric
@@ -24,7 +24,19 @@ class RunContext:
         return {k: str(v) for k, v in asdict(self).items()}
 
 
+@dataclass(frozen=True)
+class Target:
+    """Where one metric is measured, as an AnalysisProvider (or, where the platform allows it, the spec itself)
+    says: the URL (a Prometheus address, or a webhook's full URL), extra headers, a bearer token, a CA bundle."""
+
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    token: str | None = field(default=None, repr=False)
+    ca_bundle: str | None = None
+
+
 class Provider(Protocol):
-    def measure(self, metric: Metric, context: RunContext) -> Measurement:
-        """Measure one metric; an unreachable backend is Inconclusive, never an exception."""
+    def measure(self, metric: Metric, context: RunContext, target: Target, timeout: float) -> Measurement:
+        """Measure one metric within `timeout` seconds; an unreachable backend is Inconclusive, never an
+        exception."""
         ...

@@ -8,11 +8,12 @@ import string
 import urllib.parse
 
 from modeldeploy.analysis import http
-from modeldeploy.analysis.base import RunContext
+from modeldeploy.analysis.base import RunContext, Target
 from modeldeploy.api.spec import Metric
 from modeldeploy.api.status import Measurement, Verdict
 from modeldeploy.desired.judge import judge
 
+# A Prometheus query gets this long (webhooks have their own timeoutSeconds).
 TIMEOUT_SECONDS = 10
 
 
@@ -38,13 +39,13 @@ def query_value(payload: dict[str, object]) -> float | str:
 
 
 class PrometheusProvider:
-    def measure(self, metric: Metric, context: RunContext) -> Measurement:
+    def measure(self, metric: Metric, context: RunContext, target: Target, timeout: float) -> Measurement:
         assert metric.prometheus is not None
-        address = metric.prometheus.address
+        address = target.url
         query = string.Template(metric.prometheus.query).safe_substitute(context.variables())
         url = f"{address.rstrip('/')}/api/v1/query?{urllib.parse.urlencode({'query': query})}"
         try:
-            answer = http.request(url, TIMEOUT_SECONDS)
+            answer = http.request(target, timeout, url=url)
             payload = json.loads(answer.body)
         except http.Unreachable as exc:
             return Measurement(metric=metric.name, verdict=Verdict.INCONCLUSIVE,

@@ -5,18 +5,17 @@ from __future__ import annotations
 import json
 
 from modeldeploy.analysis import http
-from modeldeploy.analysis.base import RunContext
+from modeldeploy.analysis.base import RunContext, Target
 from modeldeploy.api.spec import Metric
 from modeldeploy.api.status import Measurement, Verdict
 
 
 class WebhookProvider:
-    def measure(self, metric: Metric, context: RunContext) -> Measurement:
-        assert metric.webhook is not None
-        url = metric.webhook.url
+    def measure(self, metric: Metric, context: RunContext, target: Target, timeout: float) -> Measurement:
+        url = target.url
         body = json.dumps({"metric": metric.name, **context.variables()}).encode()
         try:
-            answer = http.request(url, metric.webhook.timeout_seconds, body)
+            answer = http.request(target, timeout, body)
         except http.Unreachable as exc:
             return Measurement(metric=metric.name, verdict=Verdict.INCONCLUSIVE, message=f"{url} did not answer: {exc}")
         if 300 <= answer.status < 400:

@@ -1,11 +1,13 @@
-"""The ModelDeployment CustomResourceDefinition, generated from the pydantic models.
+"""The CustomResourceDefinitions (ModelDeployment, AnalysisProvider), generated from the pydantic models.
 
-`python -m modeldeploy.api.crd` prints it as YAML; crds/ holds the committed copy
-and `make crds-check` fails when the two differ.
+`python -m modeldeploy.api.crd [PLURAL]` prints one as YAML (ModelDeployment by
+default); crds/ holds the committed copies and `make crds-check` fails when they
+differ.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Any
 
@@ -14,6 +16,7 @@ from pydantic import BaseModel
 
 from modeldeploy.api import names
 from modeldeploy.api.descriptions import NOTES
+from modeldeploy.api.provider import AnalysisProviderSpec
 from modeldeploy.api.spec import ModelDeploymentSpec
 from modeldeploy.api.status import ModelDeploymentStatus
 
@@ -139,19 +142,22 @@ def status_schema() -> Schema:
     return schema
 
 
-def root_schema() -> Schema:
-    """The whole object's schema: spec required, status written by the operator."""
+def object_schema(description: str, **parts: Schema) -> Schema:
+    """A whole object's schema: the usual header fields, then `parts` (spec, status), spec required."""
     return {
         "type": "object",
-        "description": "ModelDeployment serves one model with canary rollouts, analysis and rollback.",
-        "properties": {
-            "apiVersion": {"type": "string"},
-            "kind": {"type": "string"},
-            "metadata": {"type": "object"},
-            "spec": openapi_schema(ModelDeploymentSpec, "spec"),
-            "status": status_schema(),
-        },
+        "description": description,
+        "properties": {"apiVersion": {"type": "string"}, "kind": {"type": "string"}, "metadata": {"type": "object"},
+                       **parts},
         "required": ["spec"],
+    }
+
+
+def root_schema() -> Schema:
+    """The whole ModelDeployment's schema: spec required, status written by the operator."""
+    return {
+        **object_schema("ModelDeployment serves one model with canary rollouts, analysis and rollback.",
+                        spec=openapi_schema(ModelDeploymentSpec, "spec"), status=status_schema()),
         "x-kubernetes-validations": [{
             "rule": f"self.metadata.name.size() <= {names.MAX_NAME_LENGTH} && "
                     f"self.metadata.name.matches('{names.NAME_PATTERN}')",
@@ -159,46 +165,65 @@ def root_schema() -> Schema:
     }
 
 
-def build_crd() -> dict[str, Any]:
-    """The CustomResourceDefinition of ModelDeployment."""
+def _crd(kind: str, plural: str, singular: str, scope: str, version: Schema,
+         short_names: list[str] | None = None) -> dict[str, Any]:
+    """A CustomResourceDefinition of this API group with one served, stored version."""
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{names.PLURAL}.{names.GROUP}"},
+        "metadata": {"name": f"{plural}.{names.GROUP}"},
         "spec": {
             "group": names.GROUP,
-            "names": {
-                "kind": names.KIND,
-                "listKind": f"{names.KIND}List",
-                "plural": names.PLURAL,
-                "singular": names.SINGULAR,
-                "shortNames": list(names.SHORT_NAMES),
-                "categories": list(CATEGORIES),
-            },
-            "scope": "Namespaced",
-            "versions": [{
-                "name": names.VERSION,
-                "served": True,
-                "storage": True,
-                # scale: an HPA (or `kubectl scale`) sets spec.replicas; the operator splits it between revisions.
-                "subresources": {"status": {}, "scale": {"specReplicasPath": ".spec.replicas",
-                                                         "statusReplicasPath": ".status.replicas",
-                                                         "labelSelectorPath": ".status.selector"}},
-                "additionalPrinterColumns": [dict(c) for c in PRINTER_COLUMNS],
-                "schema": {"openAPIV3Schema": root_schema()},
-            }],
+            "names": {"kind": kind, "listKind": f"{kind}List", "plural": plural, "singular": singular,
+                      **({"shortNames": list(short_names)} if short_names else {}),
+                      "categories": list(CATEGORIES)},
+            "scope": scope,
+            "versions": [{"name": names.VERSION, "served": True, "storage": True, **version}],
         },
     }
 
 
-def render() -> str:
-    """The CRD as YAML, byte-for-byte stable so the committed copy can be diffed."""
-    return HEADER + yaml.safe_dump(build_crd(), sort_keys=True, default_flow_style=False, width=100)
+def build_crd() -> dict[str, Any]:
+    """The CustomResourceDefinition of ModelDeployment."""
+    return _crd(names.KIND, names.PLURAL, names.SINGULAR, "Namespaced", short_names=names.SHORT_NAMES, version={
+        # scale: an HPA (or `kubectl scale`) sets spec.replicas; the operator splits it between revisions.
+        "subresources": {"status": {}, "scale": {"specReplicasPath": ".spec.replicas",
+                                                 "statusReplicasPath": ".status.replicas",
+                                                 "labelSelectorPath": ".status.selector"}},
+        "additionalPrinterColumns": [dict(c) for c in PRINTER_COLUMNS],
+        "schema": {"openAPIV3Schema": root_schema()},
+    })
+
+
+def build_provider_crd() -> dict[str, Any]:
+    """The CustomResourceDefinition of AnalysisProvider: cluster-scoped, spec only (nothing to report)."""
+    return _crd(names.PROVIDER_KIND, names.PROVIDER_PLURAL, names.PROVIDER_SINGULAR, "Cluster", version={
+        "additionalPrinterColumns": [
+            {"name": "Prometheus", "type": "string", "jsonPath": ".spec.prometheus.address"},
+            {"name": "Webhook", "type": "string", "jsonPath": ".spec.webhook.baseURL"},
+            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        ],
+        "schema": {"openAPIV3Schema": object_schema(
+            "AnalysisProvider is an analysis endpoint the platform owns; metrics name it.",
+            spec=openapi_schema(AnalysisProviderSpec, "spec"))},
+    })
+
+
+CRDS = {names.PLURAL: build_crd, names.PROVIDER_PLURAL: build_provider_crd}
+
+
+def render(plural: str = names.PLURAL) -> str:
+    """A CRD as YAML, byte-for-byte stable so the committed copy can be diffed."""
+    plain = json.loads(json.dumps(CRDS[plural]()))  # no shared objects, so no YAML anchors
+    return HEADER + yaml.safe_dump(plain, sort_keys=True, default_flow_style=False, width=100)
 
 
 def main() -> None:
-    """Print the CRD."""
-    sys.stdout.write(render())
+    """Print the CRD named on the command line (ModelDeployment's by default)."""
+    plural = sys.argv[1] if len(sys.argv) > 1 else names.PLURAL
+    if plural not in CRDS:
+        sys.exit(f"unknown CRD {plural!r}; known: {', '.join(CRDS)}")
+    sys.stdout.write(render(plural))
 
 
 if __name__ == "__main__":

@@ -66,12 +66,19 @@ NOTES: dict[str, str] = {
     "spec.rollout.analysis.metrics": "The metrics measured in each run",
     "spec.rollout.analysis.metrics[].name": "Metric name, shown in status and events",
     "spec.rollout.analysis.metrics[].prometheus": "An instant query; its single value is judged by thresholdRange",
-    "spec.rollout.analysis.metrics[].prometheus.address": "Base URL of the Prometheus HTTP API",
+    "spec.rollout.analysis.metrics[].prometheus.provider": "The AnalysisProvider (a Prometheus the platform "
+                                                           "registered) to query; `kubectl get analysisproviders`",
+    "spec.rollout.analysis.metrics[].prometheus.address": "Inline base URL of the Prometheus HTTP API; used only "
+                                                          "when the operator runs with --allow-inline-analysis-urls",
     "spec.rollout.analysis.metrics[].prometheus.query": "PromQL; `$name`, `$namespace`, `$revision`, "
                                                         "`$stable_revision`, `$canary_weight` and `$model_version` "
                                                         "are substituted",
     "spec.rollout.analysis.metrics[].webhook": "A POST with the rollout's context; a 2xx answer passes",
-    "spec.rollout.analysis.metrics[].webhook.url": "URL to POST to",
+    "spec.rollout.analysis.metrics[].webhook.provider": "The AnalysisProvider (a webhook service the platform "
+                                                        "registered) to POST to",
+    "spec.rollout.analysis.metrics[].webhook.path": "Path appended to the provider's baseURL, starting with /",
+    "spec.rollout.analysis.metrics[].webhook.url": "Inline URL to POST to; used only when the operator runs with "
+                                                   "--allow-inline-analysis-urls",
     "spec.rollout.analysis.metrics[].webhook.timeoutSeconds": "Seconds to wait for the answer; no answer is "
                                                               "Inconclusive",
     "spec.rollout.analysis.metrics[].thresholdRange": "The passing range of a prometheus value, bounds inclusive; "

@@ -7,6 +7,10 @@ KIND = "ModelDeployment"
 PLURAL = "modeldeployments"
 SINGULAR = "modeldeployment"
 SHORT_NAMES = ["md"]
+# Cluster-scoped: an analysis endpoint the platform admin names (api/provider.py).
+PROVIDER_KIND = "AnalysisProvider"
+PROVIDER_PLURAL = "analysisproviders"
+PROVIDER_SINGULAR = "analysisprovider"
 
 FIELD_MANAGER = "modeldeploy"
 

@@ -248,14 +248,46 @@ class ThresholdRange(_Model):
     max: float | None = None
 
 
+PROVIDER_OR_ADDRESS = ("a prometheus metric names exactly one of provider (an AnalysisProvider) or address (inline, "
+                       "only where the operator allows inline analysis URLs)")
+PROVIDER_OR_URL = ("a webhook metric names exactly one of provider (an AnalysisProvider, with an optional path) or "
+                   "url (inline, only where the operator allows inline analysis URLs)")
+
+
 class PrometheusMetric(_Model):
-    address: Annotated[str, Field(pattern=r"^https?://[^\s]+$")]
-    query: Annotated[str, Field(min_length=1)]
+    model_config = ConfigDict(json_schema_extra=_cel(("has(self.provider) != has(self.address)",
+                                                      PROVIDER_OR_ADDRESS)))
+
+    provider: Annotated[str | None, Field(pattern=DNS_SUBDOMAIN_PATTERN, max_length=253)] = None
+    address: Annotated[str | None, Field(pattern=r"^https?://[^\s]+$", max_length=2048)] = None
+    query: Annotated[str, Field(min_length=1, max_length=4096)]
+
+    @model_validator(mode="after")
+    def _one_endpoint(self) -> PrometheusMetric:
+        if (self.provider is None) == (self.address is None):
+            raise ValueError(PROVIDER_OR_ADDRESS)
+        return self
 
 
 class WebhookMetric(_Model):
-    url: Annotated[str, Field(pattern=r"^https?://[^\s]+$")]
+    model_config = ConfigDict(json_schema_extra=_cel(
+        ("has(self.provider) != has(self.url)", PROVIDER_OR_URL),
+        ("!has(self.path) || has(self.provider)", "path goes with provider (an inline url carries its own path)"),
+    ))
+
+    provider: Annotated[str | None, Field(pattern=DNS_SUBDOMAIN_PATTERN, max_length=253)] = None
+    # Appended to the provider's baseURL; it starts with "/", so it can never name another host.
+    path: Annotated[str | None, Field(pattern=PATH_PATTERN, max_length=2048)] = None
+    url: Annotated[str | None, Field(pattern=r"^https?://[^\s]+$", max_length=2048)] = None
     timeout_seconds: Annotated[int, Field(ge=1, le=300)] = 10
+
+    @model_validator(mode="after")
+    def _one_endpoint(self) -> WebhookMetric:
+        if (self.provider is None) == (self.url is None):
+            raise ValueError(PROVIDER_OR_URL)
+        if self.path is not None and self.provider is None:
+            raise ValueError("path goes with provider (an inline url carries its own path)")
+        return self
 
 
 class Metric(_Model):

@@ -159,7 +159,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.priority is not None and not args.peering:
         raise CliError("--priority only means something with --peering NAME (several replicas)")
     kube = _kube(args)
-    settings = Settings(storage_initializer_image=args.storage_initializer_image)
+    settings = Settings(storage_initializer_image=args.storage_initializer_image,
+                        allow_inline_analysis_urls=args.allow_inline_analysis_urls,
+                        own_namespace=args.own_namespace)
     peering = _peering(args, kube)
     if args.metrics_port:
         metrics.count_requests(kube)
@@ -239,6 +241,13 @@ def parser() -> argparse.ArgumentParser:
                      help="this replica's peering priority (the highest live one acts); default: drawn at "
                           "random from 1..2**31-1, so replicas practically never tie (replicas of equal "
                           "priority all pause: never give two replicas the same value)")
+    run.add_argument("--allow-inline-analysis-urls", action="store_true",
+                     help="also reach analysis URLs written in ModelDeployments (prometheus.address, webhook.url); "
+                          "off: metrics must name an AnalysisProvider, so tenants cannot point the operator at "
+                          "other hosts")
+    run.add_argument("--own-namespace", default=os.environ.get("POD_NAMESPACE", ""),
+                     help="the operator's namespace, where AnalysisProviders' bearerTokenSecrets are read "
+                          "(default: $POD_NAMESPACE)")
     run.add_argument("--storage-initializer-image", default=os.environ.get(
         "MODELDEPLOY_STORAGE_INITIALIZER_IMAGE", "docker.io/kserve/storage-initializer:v0.14.1"),
         help="image of the init container that fetches model.uri")

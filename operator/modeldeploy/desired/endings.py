@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from modeldeploy.api.status import AnalysisStatus, Phase
@@ -23,8 +24,9 @@ def promote(world: World, p: Pass, t: int, stable: int, size: int, analysis: Ana
 
 def roll_back(world: World, p: Pass, t: int, stable: int, failure: str, *, weight: int = 0,
               position: Position | None = None, started: datetime | None = None,
-              analysis: AnalysisStatus | None = None) -> Move:
-    """Traffic back to stable at once; the revision is recorded as failed (or left up, without autoRollback)."""
+              analysis: AnalysisStatus | None = None, held_pods: Mapping[int, int] | None = None) -> Move:
+    """Traffic back to stable at once; the revision is recorded as failed (or, without autoRollback, held with
+    `held_pods`: by default the pods each has, which a canary's split decided)."""
     rec = p.ledger[t]
     if not world.spec.rollout.auto_rollback:
         # Held, not torn down: both revisions keep their pods and the canary its weight until a person
@@ -34,7 +36,7 @@ def roll_back(world: World, p: Pass, t: int, stable: int, failure: str, *, weigh
                     f"revision {t} (model {rec.model_version}) at {weight}%: {failure}; "
                     f"autoRollback is off, so it is held: `kubectl modeldeploy abort {name}` rolls back, "
                     f"`kubectl modeldeploy promote {name}` goes on",
-                    pods={t: world.pods(t), stable: world.pods(stable)}, weight=weight,
+                    pods=held_pods or {t: world.pods(t), stable: world.pods(stable)}, weight=weight,
                     position=position, started=started, analysis=analysis)
     p = p.with_outcome(t, Outcome.FAILED, failure)
     p = p.said("Warning", "RolledBack", f"revision {t} (model {rec.model_version}) rolled back: "

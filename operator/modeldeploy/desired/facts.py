@@ -69,6 +69,8 @@ class Observed:
     missing_secrets: tuple[str, ...] = ()
     missing_claims: tuple[str, ...] = ()
     annotations: dict[str, str] = field(default_factory=dict)
+    # The AnalysisProviders the spec's metrics name that exist, by name: "prometheus" or "webhook".
+    analysis_providers: dict[str, str] = field(default_factory=dict)
     # An analysis run taken during this reconcile (see desired.analysis_due).
     measurements: tuple[Measurement, ...] | None = None
     # The revision that run measured: a run of a revision that is no longer the canary is discarded.

@@ -42,7 +42,7 @@ def plan(raw_spec: dict[str, Any], status: ModelDeploymentStatus, obs: Observed,
         spec = ModelDeploymentSpec.model_validate(raw_spec)
     except ValidationError as exc:
         return failed(status, obs, "InvalidSpec", format_validation_error(exc))
-    problem = unhonourable(spec, obs)
+    problem = unhonourable(spec, obs, settings)
     if problem is not None:
         return failed(status, obs, *problem)
     world = World(spec, obs, settings, requests.pending(obs.annotations, status.handled_requests))

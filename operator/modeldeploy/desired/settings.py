@@ -12,3 +12,8 @@ class Settings:
     storage_initializer_image: str = "docker.io/kserve/storage-initializer:v0.14.1"
     # A canary pod restarting this often has crashed for good: roll back.
     crash_restart_limit: int = 3
+    # Analysis URLs written in a ModelDeployment (prometheus.address, webhook.url) are reached only when the
+    # platform turned this on (`run --allow-inline-analysis-urls`); otherwise metrics name an AnalysisProvider.
+    allow_inline_analysis_urls: bool = False
+    # Where AnalysisProviders' bearerTokenSecrets live: the operator's own namespace ($POD_NAMESPACE in a pod).
+    own_namespace: str = ""

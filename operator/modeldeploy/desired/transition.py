@@ -41,6 +41,7 @@ def transition(state: RolloutState, world: World) -> Decision:
             p = p.with_outcome(t, Outcome.ABORTED, "aborted by `kubectl modeldeploy abort`")
             p = p.said("Warning", "Aborted", f"revision {t} (model {p.ledger[t].model_version}) aborted; "
                                              f"revision {stable} serves 100%")
+            in_flight = False  # an abort goes through a pause: a person asked for it
     # A revision that served well before (a revert in git, or a rollback request) comes back directly: no steps.
     known_good = p.ledger[t].outcome in (Outcome.SUPERSEDED.value, Outcome.STABLE.value)
     with_steps = bool(world.spec.rollout.steps) and not known_good and p.override is None
@@ -197,12 +198,12 @@ def progress(world: World, p: Pass, state: RolloutState, t: int, stable: int) ->
     # they are not (an operator back after a long outage does not roll back what became Ready).
     crashing = f.crash_loop(world.settings.crash_restart_limit) if f is not None else None
     if crashing:
-        return roll_back(world, p, t, stable, crashing, started=started)
+        return roll_back(world, p, t, stable, crashing, started=started, held_pods=pods)
     if f is not None and f.replicas == size and ready >= size:
         return promote(world, p, t, stable, size, None)
     why = failure(world, t, size, started)
     if why is not None:
-        return roll_back(world, p, t, stable, why, started=started)
+        return roll_back(world, p, t, stable, why, started=started, held_pods=pods)
     deadline = started + timedelta(seconds=world.spec.rollout.progress_deadline_seconds)
     return Move(p, stable, t, Phase.PROGRESSING, "RollingOut",
                 f"revision {t} (model {rec.model_version}): {ready}/{size} pods ready; "

@@ -15,9 +15,10 @@ from modeldeploy.desired.clock import timestamp
 from modeldeploy.desired.conditions import RETRYING, conditions
 from modeldeploy.desired.facts import Observed
 from modeldeploy.desired.runtime import UnknownPreset, resolve
+from modeldeploy.desired.settings import Settings
 
 # Reasons that a change of another object (not the ModelDeployment) clears.
-WAITS_FOR_OTHERS = ("CredentialsSecretNotFound", "ModelClaimNotFound", "TrafficRouterError")
+WAITS_FOR_OTHERS = ("CredentialsSecretNotFound", "ModelClaimNotFound", "TrafficRouterError", "AnalysisProviderNotFound")
 RECHECK_SECONDS = 15.0
 
 
@@ -30,7 +31,7 @@ def format_validation_error(err: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def unhonourable(spec: ModelDeploymentSpec, obs: Observed) -> tuple[str, str] | None:
+def unhonourable(spec: ModelDeploymentSpec, obs: Observed, settings: Settings) -> tuple[str, str] | None:
     """(reason, message) when the spec passes the schema but cannot be served as written."""
     if len(obs.name) > names.MAX_NAME_LENGTH or not re.match(names.NAME_PATTERN, obs.name):
         return "InvalidName", names.NAME_MESSAGE  # made before the schema said so
@@ -50,12 +51,42 @@ def unhonourable(spec: ModelDeploymentSpec, obs: Observed) -> tuple[str, str] | 
                 f"spec.rollout.trafficRouting.gatewayAPI.namespace: {routing.gateway_api.namespace!r} is not this "
                 f"ModelDeployment's namespace {obs.namespace!r}; only a route in the same namespace can be "
                 f"managed: move the HTTPRoute here or drop the field")
+    refused = analysis_refused(spec, obs, settings)
+    if refused is not None:
+        return refused
     if spec.model.uri.startswith("pvc://"):
         claim, _ = workload.split_pvc_uri(spec.model.uri)
         if claim in obs.missing_claims:
             return ("ModelClaimNotFound",
                     f"spec.model.uri: PersistentVolumeClaim {claim!r} does not exist in namespace "
                     f"{obs.namespace!r}; create it or fix the uri")
+    return None
+
+
+def analysis_refused(spec: ModelDeploymentSpec, obs: Observed, settings: Settings) -> tuple[str, str] | None:
+    """A metric whose endpoint the operator will not reach: an inline URL where the platform did not allow
+    them, or an AnalysisProvider that does not exist or is of the other kind."""
+    block = spec.rollout.analysis
+    for i, metric in enumerate(block.metrics or [] if block else []):
+        kind = "prometheus" if metric.prometheus is not None else "webhook"
+        where = f"spec.rollout.analysis.metrics[{i}].{kind}"
+        provider = metric.prometheus.provider if metric.prometheus else metric.webhook.provider if metric.webhook \
+            else None
+        inline = metric.prometheus.address if metric.prometheus else metric.webhook.url if metric.webhook else None
+        if inline is not None and not settings.allow_inline_analysis_urls:
+            field = "address" if kind == "prometheus" else "url"
+            return ("InlineAnalysisURL",
+                    f"{where}.{field}: this operator does not reach analysis URLs written in a ModelDeployment "
+                    f"({metric.name}: {inline}); name an AnalysisProvider instead ({kind}.provider; "
+                    f"`kubectl get analysisproviders` lists them), or ask the platform team to run the operator "
+                    f"with --allow-inline-analysis-urls")
+        if provider is not None and obs.analysis_providers.get(provider) != kind:
+            found = obs.analysis_providers.get(provider)
+            why = (f"is a {found} provider, and metric {metric.name!r} is a {kind} metric" if found else
+                   "does not exist")
+            return ("AnalysisProviderNotFound",
+                    f"{where}.provider: AnalysisProvider {provider!r} {why}; `kubectl get analysisproviders` lists "
+                    f"the ones the platform team created")
     return None
 
 

@@ -34,6 +34,7 @@ _KINDS = [
     Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
     Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
     Kind("modeldeploy.dev/v1alpha1", "ModelDeployment", "modeldeployments"),
+    Kind("modeldeploy.dev/v1alpha1", "AnalysisProvider", "analysisproviders", namespaced=False),
     Kind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes"),
     Kind("networking.istio.io/v1", "VirtualService", "virtualservices"),
     Kind("kopf.dev/v1", "KopfPeering", "kopfpeerings"),

@@ -24,7 +24,7 @@ from modeldeploy.desired.facts import Observed
 from modeldeploy.desired.settings import Settings
 from modeldeploy.desired.validity import retrying
 from modeldeploy.k8s.client import JSON, Kube
-from modeldeploy.reconcile import traffic
+from modeldeploy.reconcile import endpoints, traffic
 from modeldeploy.reconcile.observe import Live, observe
 from modeldeploy.routers.base import RouterError
 
@@ -146,7 +146,7 @@ def report(kube: Kube, md: JSON, plan: rollout.Plan) -> None:
         kube.event(md, event.type, event.reason, event.message)
 
 
-def measure(observed: Observed, spec: JSON, old: ModelDeploymentStatus) -> Observed:
+def measure(kube: Kube, observed: Observed, spec: JSON, old: ModelDeploymentStatus, settings: Settings) -> Observed:
     """Take an analysis run when one is due, so the planner sees its measurements."""
     canary = observed.deployments.get(old.canary_revision) if old.canary_revision is not None else None
     if not rollout.analysis_due(spec, old, observed.now, canary.ready_replicas if canary else 0):
@@ -156,7 +156,8 @@ def measure(observed: Observed, spec: JSON, old: ModelDeploymentStatus) -> Obser
     context = RunContext(name=observed.name, namespace=observed.namespace, revision=old.canary_revision,
                          stable_revision=old.stable_revision or 0, canary_weight=old.canary_weight or 0,
                          model_version=parsed.model.version)
-    measurements = providers.run(parsed.rollout.analysis.metrics or [], context)
+    metrics = parsed.rollout.analysis.metrics or []
+    measurements = providers.run(metrics, context, endpoints.targets(kube, metrics, context, settings))
     log.info("%s/%s analysis: %s", observed.namespace, observed.name,
              ", ".join(f"{m.metric}={m.value} {m.verdict.value}" for m in measurements))
     return replace(observed, measurements=measurements, measured_revision=old.canary_revision)
@@ -176,7 +177,7 @@ def reconcile(kube: Kube, namespace: str, name: str, settings: Settings,
     old = parse_status(md.get("status"))
     spec = md.get("spec") or {}
     try:
-        observed = measure(observed, spec, old)
+        observed = measure(kube, observed, spec, old, settings)
         observed = traffic.observe_weight(kube, observed, spec)
     except RouterError as exc:
         plan = rollout.failed(old, observed, "TrafficRouterError", str(exc))

@@ -162,6 +162,23 @@ def _exists(kube: Kube, kind: str, namespace: str, name: str) -> bool:
         raise
 
 
+def named_providers(spec: JSON) -> set[str]:
+    """The AnalysisProviders a raw spec's metrics name."""
+    metrics = ((spec.get("rollout") or {}).get("analysis") or {}).get("metrics") or []
+    return {block["provider"] for m in metrics for block in (m.get("prometheus"), m.get("webhook"))
+            if isinstance(block, dict) and isinstance(block.get("provider"), str)}
+
+
+def analysis_providers(kube: Kube, spec: JSON) -> dict[str, str]:
+    """The named AnalysisProviders that exist, with their kind (prometheus or webhook)."""
+    found: dict[str, str] = {}
+    for name in sorted(named_providers(spec)):
+        obj = kube.get(names.API_VERSION, names.PROVIDER_KIND, "", name)
+        if obj is not None:
+            found[name] = "prometheus" if (obj.get("spec") or {}).get("prometheus") else "webhook"
+    return found
+
+
 # The kinds a ModelDeployment owns, read once per reconcile.
 OWNED = (("apps/v1", "Deployment"), ("apps/v1", "ControllerRevision"), ("v1", "Service"),
          ("autoscaling/v2", "HorizontalPodAutoscaler"), ("policy/v1", "PodDisruptionBudget"))
@@ -187,6 +204,7 @@ def observe(kube: Kube, md: JSON, now: datetime) -> tuple[Observed, Live]:
         if not _exists(kube, "PersistentVolumeClaim", ns, claim):
             missing_claims = (claim,)
     observed = Observed(
+        analysis_providers=analysis_providers(kube, spec),
         name=name,
         namespace=ns,
         uid=meta["uid"],
