@@ -173,11 +173,20 @@ def test_the_chart_and_the_manifests_grant_the_same_permissions(cluster):
     chart = helm_template(cluster, "ops", release="modeldeploy")
     chart_ns = helm_template(cluster, "ops", "--set", "watchedNamespaces={team-a}", release="modeldeploy")
     assert rules(one(chart, "ClusterRole")) == rules(one(cluster_wide, "ClusterRole"))
-    assert rules(one(chart_ns, "Role")) == rules(one(namespaced, "Role"))
+    assert rules(one(chart_ns, "Role", "modeldeploy")) == rules(one(namespaced, "Role"))
     assert rules(one(chart_ns, "ClusterRole")) == rules(one(namespaced, "ClusterRole"))
-    # Secrets: never cluster-wide; `get` only, only in a served namespace.
+    # Secrets: never cluster-wide; `get` only, only in a served namespace and the operator's own (where the
+    # AnalysisProviders' tokens are), and nothing else there.
     assert not any(r == "secrets" for _, r, _ in rules(one(cluster_wide, "ClusterRole")))
     assert {(r, v) for _, r, v in rules(one(namespaced, "Role")) if r == "secrets"} == {("secrets", "get")}
+    own = one(cluster_wide, "Role", "modeldeploy-provider-secrets")
+    assert own["metadata"]["namespace"] == "modeldeploy-system" and rules(own) == {("", "secrets", "get")}
+    for chart_docs in (chart, chart_ns):
+        theirs = one(chart_docs, "Role", "modeldeploy-provider-secrets")
+        assert theirs["metadata"]["namespace"] == "ops" and rules(theirs) == rules(own)
+    # AnalysisProviders: read one by name, in both installs
+    assert ("modeldeploy.dev", "analysisproviders", "get") in rules(one(cluster_wide, "ClusterRole"))
+    assert ("modeldeploy.dev", "analysisproviders", "get") in rules(one(namespaced, "ClusterRole"))
     # Nothing is granted on everything, and nothing is ever replaced with PUT.
     for role in (one(cluster_wide, "ClusterRole"), one(namespaced, "Role"), one(namespaced, "ClusterRole")):
         for group, resource, verb in rules(role):
@@ -399,6 +408,7 @@ class Identity:
     namespace: str
     service_account: str
     kubeconfig: Path
+    own_namespace: str = ""  # cluster-wide: the operator's namespace, where it may read provider tokens
 
     @property
     def user(self) -> str:
@@ -440,13 +450,20 @@ def identity(request, cluster, crd, namespace, tmp_path) -> Iterator[Identity]:
     base = MANIFESTS if request.param == "cluster-wide" else OVERLAY
     suffix = name_suffix()
     docs = [d for d in customised(cluster, tmp_path, base, namespace, suffix) if d["kind"] in RBAC_KINDS]
+    own = f"op-{suffix.strip('-')}"  # the cluster-wide operator's own namespace, apart from the one it serves
+    if request.param == "cluster-wide":
+        cluster.kubectl("create", "namespace", own)
+        for d in docs:
+            if d["metadata"]["name"].startswith("modeldeploy-provider-secrets"):
+                d["metadata"]["namespace"] = own
     try:
         cluster.kubectl("apply", "-f", "-", input=dump(docs))
         sa = one(docs, "ServiceAccount")["metadata"]["name"]
         # The TokenRequest API (what kubectl create token calls): a short-lived token, as a pod would get.
         token = cluster.kubectl("create", "token", sa, "-n", namespace, "--duration=1h").stdout.strip()
         ident = Identity(request.param, namespace, sa,
-                         _kubeconfig_for_token(cluster.kubeconfig, token, tmp_path / "operator.kubeconfig"))
+                         _kubeconfig_for_token(cluster.kubeconfig, token, tmp_path / "operator.kubeconfig"),
+                         own if request.param == "cluster-wide" else namespace)
         # RBAC reaches the authorizer through informers: wait until every binding counts (the operator's
         # first requests must not be refused, and a late "yes" would make the checks below flaky).
         wait_for(lambda: can_i(cluster, ident.user, "watch", "modeldeployments.modeldeploy.dev", namespace)
@@ -459,6 +476,8 @@ def identity(request, cluster, crd, namespace, tmp_path) -> Iterator[Identity]:
         yield ident
     finally:
         delete_cluster_scoped(cluster, docs)
+        if request.param == "cluster-wide":
+            cluster.kubectl("delete", "namespace", own, "--wait=false", check=False)
 
 
 REQUEST = re.compile(r'"(?P<method>[A-Z]+) (?P<path>/\S*) HTTP/1\.1" (?P<status>\d{3}) ')  # urllib3's debug log
@@ -538,6 +557,8 @@ def test_what_the_operator_may_and_may_not_do(cluster, identity):
         # No Secret anywhere: the operator tolerates not being able to check that credentialsSecret exists.
         assert not can_i(cluster, user, "get", "secrets", None)
         assert not can_i(cluster, user, "get", "secrets", ns)
+        assert can_i(cluster, user, "get", "secrets", identity.own_namespace)  # AnalysisProviders' tokens
+        assert not can_i(cluster, user, "list", "secrets", identity.own_namespace)
         assert not can_i(cluster, user, "list", "namespaces", None)
     else:
         assert can_i(cluster, user, "get", "secrets", ns)
@@ -547,6 +568,10 @@ def test_what_the_operator_may_and_may_not_do(cluster, identity):
                                ("watch", "modeldeployments.modeldeploy.dev")]:
             assert not can_i(cluster, user, verb, resource, "kube-system"), f"cannot {verb} {resource} elsewhere"
             assert not can_i(cluster, user, verb, resource, None), f"cannot {verb} {resource} cluster-wide"
+    # AnalysisProviders: one by name, never all of them, never written
+    assert can_i(cluster, user, "get", "analysisproviders.modeldeploy.dev", None)
+    for verb in ("list", "watch", "create", "patch", "delete"):
+        assert not can_i(cluster, user, verb, "analysisproviders.modeldeploy.dev", None), verb
 
 
 def test_the_operator_serves_and_rolls_out_with_only_its_own_permissions(cluster, identity, start_operator):
@@ -574,8 +599,9 @@ def test_the_operator_serves_and_rolls_out_with_only_its_own_permissions(cluster
 
         def observe() -> dict[str, Any]:
             st = status(cluster, ns)
-            if st.get("canaryWeight") is not None and (not seen or seen[-1] != st["canaryWeight"]):
-                seen.append(st["canaryWeight"])
+            # (the steps' weights: the served share passes through others, 20% and 40%, as pods come and go)
+            if st.get("stepWeight") is not None and (not seen or seen[-1] != st["stepWeight"]):
+                seen.append(st["stepWeight"])
             return st
 
         st = wait_for(observe, timeout=60, interval=0.1, message="revision 3 promoted",

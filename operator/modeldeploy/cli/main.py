@@ -16,6 +16,7 @@ from modeldeploy import __version__
 from modeldeploy.api import names
 from modeldeploy.cli import render
 from modeldeploy.k8s.client import Kube
+from modeldeploy.reconcile.runs import ANALYSIS_WORKERS
 
 if TYPE_CHECKING:
     from modeldeploy.handlers.peering import Peering
@@ -167,7 +168,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         metrics.count_requests(kube)
         prometheus_client.start_http_server(args.metrics_port)
     liveness = f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None
-    memo = handlers.make_memo(kube, settings, peering)
+    memo = handlers.make_memo(kube, settings, peering, analysis_workers=args.analysis_workers)
     if peering is None:  # one replica: no peering at all
         kopf.run(standalone=True, clusterwide=args.all_namespaces, namespaces=args.namespace or [],
                  memo=memo, liveness_endpoint=liveness)
@@ -245,6 +246,9 @@ def parser() -> argparse.ArgumentParser:
                      help="also reach analysis URLs written in ModelDeployments (prometheus.address, webhook.url); "
                           "off: metrics must name an AnalysisProvider, so tenants cannot point the operator at "
                           "other hosts")
+    run.add_argument("--analysis-workers", type=int, default=ANALYSIS_WORKERS,
+                     help="analysis runs taken at once, off the reconcile workers (each ModelDeployment has at most "
+                          "one going)")
     run.add_argument("--own-namespace", default=os.environ.get("POD_NAMESPACE", ""),
                      help="the operator's namespace, where AnalysisProviders' bearerTokenSecrets are read "
                           "(default: $POD_NAMESPACE)")

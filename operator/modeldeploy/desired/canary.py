@@ -203,7 +203,7 @@ def record_analysis(world: World, state: RolloutState, t: int, fresh: bool) -> A
     run = world.obs.measurements
     if run is None or world.obs.measured_revision != t:
         return a
-    return fold(a, run, world.now)
+    return fold(a, run, world.obs.measured_at or world.now)
 
 
 def analysis_passed(world: World, analysis: AnalysisStatus, step_started: datetime) -> bool:

@@ -75,5 +75,7 @@ class Observed:
     measurements: tuple[Measurement, ...] | None = None
     # The revision that run measured: a run of a revision that is no longer the canary is discarded.
     measured_revision: int | None = None
+    # When that run began (runs are taken off the reconcile, and may finish passes later).
+    measured_at: datetime | None = None
     # Canary weight the traffic router reports, None when it cannot tell.
     router_weight: int | None = None

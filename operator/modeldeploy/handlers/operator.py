@@ -19,6 +19,7 @@ from modeldeploy.handlers.restarts import RestartCounts
 from modeldeploy.k8s.client import Kube
 from modeldeploy.reconcile.core import Result, reconcile
 from modeldeploy.reconcile.observe import pod_restarts
+from modeldeploy.reconcile.runs import ANALYSIS_WORKERS, AnalysisRuns
 
 log = logging.getLogger("modeldeploy.handlers")
 MANAGED = {names.LABEL_MANAGED_BY: names.MANAGED_BY}
@@ -30,16 +31,28 @@ CHILDREN = [("apps", "v1", "deployments"), ("", "v1", "services"),
 POD = ("", "v1", "pods")
 
 
-def make_memo(kube: Kube, settings: Settings, peering: Peering | None = None) -> kopf.Memo:
-    """What every handler needs: the API client and the per-object queue.
+def make_memo(kube: Kube, settings: Settings, peering: Peering | None = None,
+              analysis_workers: int = ANALYSIS_WORKERS) -> kopf.Memo:
+    """What every handler needs: the API client, the per-object queue and the analysis pool.
 
     With peering (several replicas), the queue asks it before every reconcile, so a
     standby replica's own timers cannot act either (kopf pauses only its watches).
+    A finished analysis run asks for a reconcile of its ModelDeployment from the pool's
+    thread, so the request crosses to the event loop the reconciles are queued on.
     """
-    memo = kopf.Memo(kube=kube, settings=settings, peering=peering, restarts=RestartCounts())
+    loop: list[asyncio.AbstractEventLoop] = []
+
+    def notify(namespace: str, name: str) -> None:
+        if loop:
+            asyncio.run_coroutine_threadsafe(memo.queue.trigger(namespace, name), loop[0])
+
+    runs = AnalysisRuns(analysis_workers, notify)
+    memo = kopf.Memo(kube=kube, settings=settings, peering=peering, restarts=RestartCounts(), runs=runs)
 
     async def run(namespace: str, name: str) -> Result:
-        return await asyncio.to_thread(reconcile, kube, namespace, name, settings)
+        if not loop:
+            loop.append(asyncio.get_running_loop())
+        return await asyncio.to_thread(reconcile, kube, namespace, name, settings, runs)
 
     def observe(key: Key, result: Result | None, error: BaseException | None) -> None:
         if error is not None or result is None:
@@ -48,6 +61,7 @@ def make_memo(kube: Kube, settings: Settings, peering: Peering | None = None) ->
         metrics.RECONCILES.labels("changed" if result.writes else "unchanged").inc()
         if result.gone:
             metrics.forget(*key)
+            runs.forget(key)
             return
         metrics.RECONCILE_SECONDS.observe(result.seconds)
         metrics.CANARY_WEIGHT.labels(key[0], key[1]).set(result.canary_weight)

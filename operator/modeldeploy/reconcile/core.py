@@ -16,7 +16,7 @@ from modeldeploy.analysis import registry as providers
 from modeldeploy.analysis.base import RunContext
 from modeldeploy.api import names
 from modeldeploy.api.spec import ModelDeploymentSpec
-from modeldeploy.api.status import ModelDeploymentStatus
+from modeldeploy.api.status import Measurement, ModelDeploymentStatus
 from modeldeploy.desired import rollout
 from modeldeploy.desired.actions import Traffic
 from modeldeploy.desired.drift import needs_apply
@@ -26,6 +26,7 @@ from modeldeploy.desired.validity import retrying
 from modeldeploy.k8s.client import JSON, Kube
 from modeldeploy.reconcile import endpoints, traffic
 from modeldeploy.reconcile.observe import Live, observe
+from modeldeploy.reconcile.runs import AnalysisRuns
 from modeldeploy.routers.base import RouterError
 
 log = logging.getLogger("modeldeploy.reconcile")
@@ -146,24 +147,37 @@ def report(kube: Kube, md: JSON, plan: rollout.Plan) -> None:
         kube.event(md, event.type, event.reason, event.message)
 
 
-def measure(kube: Kube, observed: Observed, spec: JSON, old: ModelDeploymentStatus, settings: Settings) -> Observed:
-    """Take an analysis run when one is due, so the planner sees its measurements."""
-    canary = observed.deployments.get(old.canary_revision) if old.canary_revision is not None else None
-    if not rollout.analysis_due(spec, old, observed.now, canary.ready_replicas if canary else 0):
+def measure(kube: Kube, observed: Observed, spec: JSON, old: ModelDeploymentStatus, settings: Settings,
+            runs: AnalysisRuns) -> Observed:
+    """Hand the planner a finished analysis run, if there is one; start the next when it is due. The run itself
+    happens off this thread (see reconcile/runs.py), so slow endpoints never hold a reconcile."""
+    key = (observed.namespace, observed.name)
+    done = runs.take(key)
+    if done is None and not runs.running(key):
+        canary = observed.deployments.get(old.canary_revision) if old.canary_revision is not None else None
+        if rollout.analysis_due(spec, old, observed.now, canary.ready_replicas if canary else 0):
+            parsed = ModelDeploymentSpec.model_validate(spec)
+            assert parsed.rollout.analysis is not None and old.canary_revision is not None
+            context = RunContext(name=observed.name, namespace=observed.namespace, revision=old.canary_revision,
+                                 stable_revision=old.stable_revision or 0, canary_weight=old.canary_weight or 0,
+                                 model_version=parsed.model.version)
+            metrics = parsed.rollout.analysis.metrics or []
+
+            def run() -> tuple[Measurement, ...]:
+                measurements = providers.run(metrics, context, endpoints.targets(kube, metrics, context, settings))
+                log.info("%s/%s analysis of revision %d: %s", context.namespace, context.name, context.revision,
+                         ", ".join(f"{m.metric}={m.value} {m.verdict.value}" for m in measurements))
+                return measurements
+
+            runs.start(key, old.canary_revision, observed.now, run)
+            done = runs.take(key)  # there already when runs are taken inline
+    if done is None:
         return observed
-    parsed = ModelDeploymentSpec.model_validate(spec)
-    assert parsed.rollout.analysis is not None and old.canary_revision is not None
-    context = RunContext(name=observed.name, namespace=observed.namespace, revision=old.canary_revision,
-                         stable_revision=old.stable_revision or 0, canary_weight=old.canary_weight or 0,
-                         model_version=parsed.model.version)
-    metrics = parsed.rollout.analysis.metrics or []
-    measurements = providers.run(metrics, context, endpoints.targets(kube, metrics, context, settings))
-    log.info("%s/%s analysis: %s", observed.namespace, observed.name,
-             ", ".join(f"{m.metric}={m.value} {m.verdict.value}" for m in measurements))
-    return replace(observed, measurements=measurements, measured_revision=old.canary_revision)
+    return replace(observed, measurements=done.measurements, measured_revision=done.revision,
+                   measured_at=done.started)
 
 
-def reconcile(kube: Kube, namespace: str, name: str, settings: Settings,
+def reconcile(kube: Kube, namespace: str, name: str, settings: Settings, runs: AnalysisRuns | None = None,
               clock: Callable[[], datetime] = _utcnow) -> Result:
     """Bring one ModelDeployment's children and status in line with its spec."""
     started, writes_before = time.monotonic(), kube.writes_here
@@ -177,7 +191,7 @@ def reconcile(kube: Kube, namespace: str, name: str, settings: Settings,
     old = parse_status(md.get("status"))
     spec = md.get("spec") or {}
     try:
-        observed = measure(kube, observed, spec, old, settings)
+        observed = measure(kube, observed, spec, old, settings, runs or AnalysisRuns(0))
         observed = traffic.observe_weight(kube, observed, spec)
     except RouterError as exc:
         plan = rollout.failed(old, observed, "TrafficRouterError", str(exc))
