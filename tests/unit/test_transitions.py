@@ -420,3 +420,17 @@ def test_promotion_and_rollback_show_the_run_that_decided() -> None:
     back = plan(canary_spec("8", steps, analysis=CHECK), at(1, 50, ago=15), failing)
     assert ready_reason(back.status) == "RolledBack"
     assert back.status.analysis is not None and back.status.analysis.failed == 1
+
+
+def test_a_run_is_dated_when_it_began_so_a_run_older_than_the_step_does_not_pass_it() -> None:
+    steps = [{"setWeight": 50}, {"analysis": {}}, {"pause": {}}]
+    # The analysis step began 5 s ago; a passing run that began 8 s ago (before it) finishes now
+    seen = observed(ready(1, 2), ready(2, 2), revisions=canary_records(steps, analysis=CHECK),
+                    measurements=run(Verdict.PASS, 0.01), measured_revision=2, measured_at=after(-8))
+    old = at(1, 50, ago=5)
+    p = plan(canary_spec("8", steps, analysis=CHECK), old, seen)
+    assert p.status.current_step_index == 1 and p.status.analysis is not None
+    assert p.status.analysis.last_run_at == rollout.timestamp(after(-8))
+    # The same run begun after the step did pass it
+    later = plan(canary_spec("8", steps, analysis=CHECK), old, replace(seen, measured_at=after(-2)))
+    assert later.status.current_step_index == 2
