@@ -14,6 +14,9 @@ from modeldeploy.api import names
 from modeldeploy.k8s.kinds import kind_of
 
 JSON = dict[str, Any]
+# (connect, read) seconds for every request: an API server that stops answering fails a reconcile, which is
+# retried, instead of holding its thread forever. Reads of one object and writes are small; 30 s is generous.
+TIMEOUT = (5.0, 30.0)
 
 
 class Kube:
@@ -58,7 +61,7 @@ class Kube:
             self._mine.writes = self.writes_here + 1
         serialized = self.api.param_serialize(method, path, query_params=query or [], header_params=headers,
                                               body=body, auth_settings=["BearerToken"])
-        response = self.api.call_api(*serialized)
+        response = self.api.call_api(*serialized, _request_timeout=TIMEOUT)
         response.read()
         # Error bodies are decoded too, so ApiException carries the server's message.
         types = {"2XX": "object", "4XX": "object", "5XX": "object"}
