@@ -5,11 +5,13 @@ from __future__ import annotations
 import copy
 import json
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from kubernetes import client
 
 from helpers import wait_for
 from modeldeployments import MD, apply, get, manifest, status, wait_phase
@@ -35,11 +37,45 @@ def named(body: dict[str, Any], name: str) -> dict[str, Any]:
     return b
 
 
-def crash_restarts(cluster: Any, namespace: str) -> int:
-    """The highest restart count of revision 2's pods."""
-    pods = get(cluster, namespace, "pods")["items"]
-    return max([cs.get("restartCount", 0) for p in pods if p["metadata"]["name"].startswith(f"{MD}-r2-")
-                for cs in (p.get("status") or {}).get("containerStatuses") or []], default=0)
+class Timeline:
+    """Samples, every 50 ms in the background, the highest restart count of revision 2's pods and the
+    ModelDeployment's phase: when the restart limit was first reached, and when the rollback was."""
+
+    def __init__(self, cluster: Any, namespace: str, limit: int = 3) -> None:
+        self.namespace, self.limit = namespace, limit
+        self._api = cluster.api_client()
+        self.limit_at: float | None = None
+        self.rolled_back_at: float | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        core, custom = client.CoreV1Api(self._api), client.CustomObjectsApi(self._api)
+        while not self._stop.is_set() and self.rolled_back_at is None:
+            pods = core.list_namespaced_pod(self.namespace, label_selector=f"modeldeploy.dev/name={MD},"
+                                                                           f"modeldeploy.dev/revision=2")
+            restarts = max([cs.restart_count for p in pods.items for cs in p.status.container_statuses or []],
+                           default=0)
+            now = time.monotonic()
+            if self.limit_at is None and restarts >= self.limit:
+                self.limit_at = now
+            md = custom.get_namespaced_custom_object("modeldeploy.dev", "v1alpha1", self.namespace,
+                                                     "modeldeployments", MD)
+            if (md.get("status") or {}).get("phase") == "Degraded":
+                self.rolled_back_at = now
+            time.sleep(0.05)
+
+    def __enter__(self) -> Timeline:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._api.close()
+
+    def wait(self, timeout: float) -> None:
+        self._thread.join(timeout=timeout)
 
 
 def test_endpoints_that_never_answer_do_not_delay_another_models_rollback(cluster, namespace, operator, black_hole):
@@ -70,19 +106,12 @@ def test_endpoints_that_never_answer_do_not_delay_another_models_rollback(cluste
     bad = manifest(namespace, version="2", replicas=2)
     bad["spec"]["rollout"] = fraud["spec"]["rollout"]
     bad["spec"]["template"] = {"metadata": {"labels": {"sim.modeldeploy.dev/behavior": "crash-loop"}}}
-    apply(cluster, bad)
-    limit_seen = rolled_back = None
-    deadline = time.monotonic() + 90
-    while rolled_back is None:
-        now = time.monotonic()
-        assert now < deadline, f"not rolled back; status {status(cluster, namespace)}"
-        if limit_seen is None and crash_restarts(cluster, namespace) >= 3:
-            limit_seen = now
-        if status(cluster, namespace).get("phase") == "Degraded":
-            rolled_back = now
-        time.sleep(0.2)
+    with Timeline(cluster, namespace) as timeline:
+        apply(cluster, bad)
+        timeline.wait(timeout=90)
+    assert timeline.rolled_back_at is not None, f"not rolled back; status {status(cluster, namespace)}"
     # Then it is rolled back as soon as its pods say so, as if the other models were not there
-    assert limit_seen is not None, "rolled back before the restart limit was seen"
-    reaction = rolled_back - limit_seen
+    assert timeline.limit_at is not None, "rolled back before the restart limit was seen"
+    reaction = timeline.rolled_back_at - timeline.limit_at
     print(f"rollback {reaction:.1f} s after the restart limit, with {HOLES} analysis runs hanging")
     assert reaction < 5, reaction

@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes import client
 
 from helpers import holds_for, wait_for
 from modeldeployments import MD, apply, cli, deployments, get, manifest, status, wait_phase
-from served import ServedMonitor
+from served import ServedMonitor, ready_endpoints
 
 PAUSE_AT_HALF = [{"setWeight": 50}, {"pause": {}}]
 
@@ -82,6 +83,13 @@ def test_the_autoscaler_and_a_canary_agree_on_one_number(cluster, namespace, ope
                                                       f"modeldeployments/{MD}/scale").stdout)
     assert scale["spec"]["replicas"] == 6 and scale["status"] == {"replicas": 6,
                                                                   "selector": f"modeldeploy.dev/name={MD}"}
+    # (the Service's endpoints follow the pods' readiness a moment later: measure from when all 6 serve)
+    api = cluster.api_client()
+    try:
+        wait_for(lambda: ready_endpoints(client.DiscoveryV1Api(api), namespace, MD), timeout=15,
+                 until=lambda n: n == 6, message="6 Ready endpoints behind the Service")
+    finally:
+        api.close()
     # And a canary then takes 50%, over more passes than it takes to settle
     with ServedMonitor(cluster, namespace, MD) as served:
         apply(cluster, autoscaled("2"))
