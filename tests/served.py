@@ -20,25 +20,34 @@ def ready_endpoints(discovery: client.DiscoveryV1Api, namespace: str, service: s
     return len(pods)
 
 
-class ServedMonitor:
-    """Samples the Ready endpoints of one Service every `interval` seconds until stopped; keeps the lowest."""
+def endpoints_now(cluster: Any, namespace: str, service: str) -> int:
+    """Ready endpoints behind a Service, read once (for a wait or a hold)."""
+    api = cluster.api_client()
+    try:
+        return ready_endpoints(client.DiscoveryV1Api(api), namespace, service)
+    finally:
+        api.close()
 
-    def __init__(self, cluster: Any, namespace: str, service: str, interval: float = 0.05) -> None:
-        self.namespace, self.service, self.interval = namespace, service, interval
+
+class Sampler:
+    """Calls `sample()` every `interval` seconds in the background, from entering the context until leaving it
+    (or until `sample()` returns False), with its own API client."""
+
+    def __init__(self, cluster: Any, interval: float = 0.05) -> None:
+        self.interval = interval
         self._api = cluster.api_client()
-        self._discovery = client.DiscoveryV1Api(self._api)
-        self.samples: list[tuple[float, int]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def sample(self, api: Any, elapsed: float) -> bool:
+        raise NotImplementedError
+
     def _run(self) -> None:
         start = time.monotonic()
-        while not self._stop.is_set():
-            self.samples.append((time.monotonic() - start, ready_endpoints(self._discovery, self.namespace,
-                                                                           self.service)))
+        while not self._stop.is_set() and self.sample(self._api, time.monotonic() - start):
             time.sleep(self.interval)
 
-    def __enter__(self) -> ServedMonitor:
+    def __enter__(self) -> Any:
         self._thread.start()
         return self
 
@@ -46,6 +55,24 @@ class ServedMonitor:
         self._stop.set()
         self._thread.join(timeout=5)
         self._api.close()
+
+    def wait(self, timeout: float) -> None:
+        """Until sampling has stopped by itself, or `timeout` seconds."""
+        self._thread.join(timeout=timeout)
+
+
+class ServedMonitor(Sampler):
+    """Samples the Ready endpoints of one Service every `interval` seconds until stopped; keeps the lowest."""
+
+    def __init__(self, cluster: Any, namespace: str, service: str, interval: float = 0.05) -> None:
+        super().__init__(cluster, interval)
+        self.namespace, self.service = namespace, service
+        self._discovery = client.DiscoveryV1Api(self._api)
+        self.samples: list[tuple[float, int]] = []
+
+    def sample(self, api: Any, elapsed: float) -> bool:
+        self.samples.append((elapsed, ready_endpoints(self._discovery, self.namespace, self.service)))
+        return True
 
     @property
     def lowest(self) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -15,6 +14,7 @@ from kubernetes import client
 
 from helpers import wait_for
 from modeldeployments import MD, apply, get, manifest, status, wait_phase
+from served import Sampler
 
 HOLES = 8  # more than the operator's reconcile workers (6 on 2 CPUs): they would all be held
 
@@ -37,45 +37,27 @@ def named(body: dict[str, Any], name: str) -> dict[str, Any]:
     return b
 
 
-class Timeline:
-    """Samples, every 50 ms in the background, the highest restart count of revision 2's pods and the
-    ModelDeployment's phase: when the restart limit was first reached, and when the rollback was."""
+class Timeline(Sampler):
+    """When revision 2's pods first reached the restart limit, and when the rollback was (sampled every 50 ms)."""
 
     def __init__(self, cluster: Any, namespace: str, limit: int = 3) -> None:
+        super().__init__(cluster)
         self.namespace, self.limit = namespace, limit
-        self._api = cluster.api_client()
         self.limit_at: float | None = None
         self.rolled_back_at: float | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
-        core, custom = client.CoreV1Api(self._api), client.CustomObjectsApi(self._api)
-        while not self._stop.is_set() and self.rolled_back_at is None:
-            pods = core.list_namespaced_pod(self.namespace, label_selector=f"modeldeploy.dev/name={MD},"
-                                                                           f"modeldeploy.dev/revision=2")
-            restarts = max([cs.restart_count for p in pods.items for cs in p.status.container_statuses or []],
-                           default=0)
-            now = time.monotonic()
-            if self.limit_at is None and restarts >= self.limit:
-                self.limit_at = now
-            md = custom.get_namespaced_custom_object("modeldeploy.dev", "v1alpha1", self.namespace,
-                                                     "modeldeployments", MD)
-            if (md.get("status") or {}).get("phase") == "Degraded":
-                self.rolled_back_at = now
-            time.sleep(0.05)
-
-    def __enter__(self) -> Timeline:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self._api.close()
-
-    def wait(self, timeout: float) -> None:
-        self._thread.join(timeout=timeout)
+    def sample(self, api: Any, elapsed: float) -> bool:
+        pods = client.CoreV1Api(api).list_namespaced_pod(
+            self.namespace, label_selector=f"modeldeploy.dev/name={MD},modeldeploy.dev/revision=2")
+        restarts = max([cs.restart_count for p in pods.items for cs in p.status.container_statuses or []], default=0)
+        now = time.monotonic()
+        if self.limit_at is None and restarts >= self.limit:
+            self.limit_at = now
+        md = client.CustomObjectsApi(api).get_namespaced_custom_object("modeldeploy.dev", "v1alpha1", self.namespace,
+                                                                      "modeldeployments", MD)
+        if (md.get("status") or {}).get("phase") == "Degraded":
+            self.rolled_back_at = now
+        return self.rolled_back_at is None
 
 
 def test_endpoints_that_never_answer_do_not_delay_another_models_rollback(cluster, namespace, operator, black_hole):

@@ -8,11 +8,10 @@ from typing import Any
 
 import pytest
 import yaml
-from kubernetes import client
 
 from helpers import holds_for
 from modeldeployments import MD, apply, deployments, manifest, status, wait_phase
-from served import ready_endpoints
+from served import endpoints_now
 
 STEPS: list[dict[str, Any]] = [{"setWeight": 25}, {"analysis": {}}, {"setWeight": 50}]
 
@@ -84,12 +83,8 @@ def test_an_inline_url_is_refused_and_the_model_keeps_serving(cluster, namespace
     # Then the spec is refused, saying where and what to do, and nothing was sent there
     assert "spec.rollout.analysis.metrics[0].webhook.url" in st["message"], st["message"]
     assert "AnalysisProvider" in st["message"] and "--allow-inline-analysis-urls" in st["message"]
-    api = cluster.api_client()
-    try:
-        holds_for(lambda: ready_endpoints(client.DiscoveryV1Api(api), namespace, MD), duration=4,
-                  until=lambda n: n == 4, message="revision 1 keeps serving all its pods")
-    finally:
-        api.close()
+    holds_for(lambda: endpoints_now(cluster, namespace, MD), duration=4, until=lambda n: n == 4,
+              message="revision 1 keeps serving all its pods")
     assert hook.requests == []
     assert sorted(deployments(cluster, namespace)) == [f"{MD}-r1"]
 

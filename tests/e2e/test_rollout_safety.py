@@ -12,11 +12,10 @@ from typing import Any
 
 import pytest
 import yaml
-from kubernetes import client
 
 from helpers import holds_for, wait_for
 from modeldeployments import MD, apply, cli, deployments, get, manifest, status, wait_phase
-from served import ServedMonitor, ready_endpoints
+from served import ServedMonitor, endpoints_now
 
 PAUSE_AT_HALF = [{"setWeight": 50}, {"pause": {}}]
 
@@ -84,12 +83,8 @@ def test_the_autoscaler_and_a_canary_agree_on_one_number(cluster, namespace, ope
     assert scale["spec"]["replicas"] == 6 and scale["status"] == {"replicas": 6,
                                                                   "selector": f"modeldeploy.dev/name={MD}"}
     # (the Service's endpoints follow the pods' readiness a moment later: measure from when all 6 serve)
-    api = cluster.api_client()
-    try:
-        wait_for(lambda: ready_endpoints(client.DiscoveryV1Api(api), namespace, MD), timeout=15,
-                 until=lambda n: n == 6, message="6 Ready endpoints behind the Service")
-    finally:
-        api.close()
+    wait_for(lambda: endpoints_now(cluster, namespace, MD), timeout=15, until=lambda n: n == 6,
+             message="6 Ready endpoints behind the Service")
     # And a canary then takes 50%, over more passes than it takes to settle
     with ServedMonitor(cluster, namespace, MD) as served:
         apply(cluster, autoscaled("2"))
