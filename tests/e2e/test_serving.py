@@ -107,7 +107,9 @@ def test_an_autoscaler_owns_replicas(cluster, namespace, operator):
 def test_deleting_the_modeldeployment_removes_every_child(cluster, namespace, operator):
     apply(cluster, manifest(namespace))
     wait_phase(cluster, namespace, "Healthy")
-    assert operator.metric("modeldeploy_phase", namespace=namespace, name=MD, phase="Healthy") == 1
+    # (set once the reconcile that wrote the status has returned: a moment after the status shows)
+    wait_for(lambda: operator.metric("modeldeploy_phase", namespace=namespace, name=MD, phase="Healthy"), timeout=5,
+             until=lambda n: n == 1, message="the phase metric says Healthy")
     cluster.kubectl("delete", "modeldeployment", MD, "-n", namespace)
 
     def leftovers() -> list[str]:
