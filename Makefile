@@ -11,7 +11,7 @@ CHART := helm/modeldeploy
 KUBECTL := .cluster/bin/kubectl
 HELM := .cluster/bin/helm
 
-.PHONY: demo test bench mutation unit e2e cluster cluster-down crds crds-check lint venv clean test-deps \
+.PHONY: demo test bench bench-peers mutation unit e2e cluster cluster-down crds crds-check lint venv clean test-deps \
 	helm-crds helm-check manifests-check
 
 venv: $(VENV)/.installed
@@ -98,6 +98,11 @@ mutation: venv
 # Speed and memory, printed (not asserted): BENCH_MODELS=200 make bench for a bigger run.
 bench: venv cluster
 	$(PY) tests/bench/bench.py
+
+# The same canary workload under the Argo Rollouts controller (built from its pinned Go module on first use,
+# see tests/bench/peers/) and under modeldeploy, printed side by side. BENCH_PEERS_N=1000 for a bigger race.
+bench-peers: venv cluster
+	$(PY) tests/bench/peers.py
 
 clean: cluster-down
 	rm -rf $(VENV) .cluster

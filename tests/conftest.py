@@ -166,11 +166,13 @@ class OperatorProcess:
     """`modeldeploy run` as a real process watching one namespace."""
 
     def __init__(self, cluster: Cluster, namespace: str, extra_args: Sequence[str] = (), tag: str = "",
-                 kubeconfig: Path | None = None) -> None:
+                 kubeconfig: Path | None = None, cluster_wide: bool = False) -> None:
         """`extra_args` go after `run ...` (e.g. --peering); `tag` tells several operators' logs apart;
-        `kubeconfig` runs it with other credentials than the cluster admin's (e.g. a ServiceAccount's)."""
+        `kubeconfig` runs it with other credentials than the cluster admin's (e.g. a ServiceAccount's);
+        `cluster_wide` watches every namespace (as the default install does) instead of `namespace` alone."""
         self.cluster = cluster
         self.namespace = namespace
+        self.cluster_wide = cluster_wide
         self.kubeconfig = kubeconfig or cluster.kubeconfig
         self.extra_args = list(extra_args)
         self.log_path = ROOT / ".cluster" / "logs" / f"operator-{namespace}{'-' + tag if tag else ''}.log"
@@ -186,7 +188,8 @@ class OperatorProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "modeldeploy.cli.main", "--kubeconfig", str(self.kubeconfig),
-             "run", "--namespace", self.namespace, "--metrics-port", str(self.metrics_port),
+             "run", *(["--all-namespaces"] if self.cluster_wide else ["--namespace", self.namespace]),
+             "--metrics-port", str(self.metrics_port),
              "--health-port", str(self.health_port), "--verbose", *self.extra_args],
             stdout=log, stderr=subprocess.STDOUT)
 

@@ -8,14 +8,26 @@ one replica each, in a namespace of their own:
 2. create: all N applied at once, until each is Healthy;
 3. settled: a quiet spell (BENCH_SETTLE_SECONDS, default 15), in which a settled
    operator should write nothing;
-4. roll out: every model gets a new version, until each serves revision 2;
-5. roll back: K of them (BENCH_ROLLBACKS, default 10) get a version whose pods
+4. touched: every model gets an annotation that changes nothing, so each is
+   reconciled once more: a reconcile of a known object should read nothing;
+5. unrelated churn: U objects (BENCH_UNRELATED, default 2000; half Deployments of
+   0 replicas, half Pods no node can take) are created and then relabelled in a
+   namespace of their own, which the cluster-wide operator must not even receive;
+   its watch events and CPU are printed beside those of a quiet spell as long;
+6. what each model costs the cluster: the objects it makes (EndpointSlices and
+   ReplicaSets included, which kube-controller-manager makes for it);
+7. roll out: every model gets a new version, until each serves revision 2;
+8. roll back: K of them (BENCH_ROLLBACKS, default 10) get a version whose pods
    crash-loop, until each is rolled back to revision 2;
-6. memory at the end, and its peak.
+9. restart: the operator is restarted with N settled models, and at the same
+   moment one more model gets a crash-looping version: the requests the restart
+   costs, and how long that roll-back waits behind N resumed models;
+10. memory at the end, and its peak.
 
 For each busy phase: wall time, each model's time to done (p50, p95, max),
 reconciles, their mean duration, and API reads and writes per reconcile (from
-the operator's own metrics).
+the operator's own metrics). The operator watches every namespace, as the default
+install does.
 """
 
 from __future__ import annotations
@@ -31,8 +43,10 @@ from typing import Any
 
 TESTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TESTS))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import kubernetes  # noqa: E402
+import proc  # noqa: E402
 import yaml  # noqa: E402
 
 from conftest import Cluster, OperatorProcess, _localcluster  # noqa: E402
@@ -41,7 +55,8 @@ from helpers import wait_for  # noqa: E402
 N = int(os.environ.get("BENCH_MODELS", "50"))
 ROLLBACKS = min(N, int(os.environ.get("BENCH_ROLLBACKS", "10")))
 SETTLE = float(os.environ.get("BENCH_SETTLE_SECONDS", "15"))
-TIMEOUT = 300.0
+UNRELATED = int(os.environ.get("BENCH_UNRELATED", "2000"))
+TIMEOUT = max(300.0, 1.2 * N)
 GROUP, VERSION, PLURAL = "modeldeploy.dev", "v1alpha1", "modeldeployments"
 CRD_FILE = TESTS.parent / "crds" / "modeldeploy.dev_modeldeployments.yaml"
 
@@ -70,14 +85,22 @@ class Bench:
             kubernetes.config.new_client_from_config(config_file=str(cluster.kubeconfig)))
 
     def apply(self, bodies: Iterable[dict[str, Any]]) -> None:
-        self.cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(list(bodies)), timeout=120)
+        self.cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(list(bodies)), timeout=TIMEOUT)
 
-    def statuses(self) -> dict[str, Status]:
+    def count(self, resource: str, namespace: str | None = None) -> int:
+        where = ["-n", namespace or self.namespace]
+        return len(self.cluster.kubectl("get", resource, *where, "-o", "name", timeout=TIMEOUT).stdout.split())
+
+    def statuses(self, names: list[str]) -> dict[str, Status]:
+        if len(names) <= 10:  # a few: one GET each, rather than a LIST of the whole fleet
+            return {name: self.api.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
+                    .get("status") or {} for name in names}
         out = self.api.list_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL)
         return {md["metadata"]["name"]: md.get("status") or {} for md in out["items"]}
 
     def until(self, names: list[str], done: Callable[[Status], bool]) -> tuple[float, list[float]]:
-        """Wall time until every named model is done, and each one's time to done (polled every 0.1 s)."""
+        """Wall time until every named model is done, and each one's time to done (polled every 0.1 s; every
+        0.5 s for a fleet of hundreds, whose LIST would otherwise load the API server it measures)."""
         started = time.monotonic()
         took: dict[str, float] = {}
         while len(took) < len(names):
@@ -86,11 +109,11 @@ class Bench:
                 missing = sorted(set(names) - set(took))
                 raise SystemExit(f"bench: {len(missing)} models not done after {TIMEOUT:g} s, e.g. {missing[:3]}; "
                                  f"operator log: {self.operator.log_path}")
-            current = self.statuses()
+            current = self.statuses([n for n in names if n not in took])
             for name in names:
                 if name not in took and done(current.get(name, {})):
                     took[name] = now
-            time.sleep(0.1)
+            time.sleep(0.1 if len(names) <= 200 else 0.5)
         return time.monotonic() - started, list(took.values())
 
     def counters(self) -> dict[str, float]:
@@ -106,21 +129,19 @@ class Bench:
             "seconds": m("modeldeploy_reconcile_duration_seconds_sum"),
             "reads": m("modeldeploy_api_reads_total"),
             "writes": m("modeldeploy_api_writes_total"),
+            "events": sum(scraped.get("modeldeploy_watch_events_total", {}).values()),
             "cpu": self.cpu(),
         }
 
     def cpu(self) -> float:
         """CPU seconds the operator process has used (user and system)."""
         assert self.operator.proc is not None
-        fields = Path(f"/proc/{self.operator.proc.pid}/stat").read_text().rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return proc.cpu_seconds(self.operator.proc.pid)
 
     def memory(self) -> tuple[float, float]:
         """The operator's resident memory now and at its peak, MiB."""
         assert self.operator.proc is not None
-        fields = dict(line.split(":", 1) for line in
-                      Path(f"/proc/{self.operator.proc.pid}/status").read_text().splitlines() if ":" in line)
-        return (int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024)
+        return proc.memory_mib(self.operator.proc.pid)
 
 
 def spread(times: list[float]) -> str:
@@ -139,7 +160,7 @@ def work(before: dict[str, float], after: dict[str, float], models: int) -> str:
 
 def run(bench: Bench) -> None:
     names = [f"bench-{i}" for i in range(N)]
-    row = "{:<34} {}".format
+    row = ROW
     rss, _ = bench.memory()
     print(row("operator memory at rest", f"{rss:.1f} MiB RSS"), flush=True)
 
@@ -154,6 +175,10 @@ def run(bench: Bench) -> None:
     d = {k: v - before[k] for k, v in bench.counters().items()}
     print(row(f"settled, {SETTLE:g} s quiet:", f"{d['reconciles']:.0f} reconciles, {d['reads']:.0f} reads, "
               f"{d['writes']:.0f} writes, {d['cpu']:.2f} s operator CPU"), flush=True)
+
+    touched(bench)
+    unrelated(bench)
+    costs(bench)
 
     before = bench.counters()
     bench.apply(model(bench.namespace, i, "2") for i in range(N))
@@ -173,8 +198,97 @@ def run(bench: Bench) -> None:
     print(row("", "(a pod counts as crash-looping at 3 restarts; the simulated pods restart every 2-3 s)"))
     print(row("", work(before, bench.counters(), ROLLBACKS)), flush=True)
 
-    rss, peak = bench.memory()
-    print(row("operator memory at the end", f"{rss:.1f} MiB RSS, peak {peak:.1f} MiB"), flush=True)
+    rss, peak = bench.memory()  # before the restart, which starts a new process
+    restart(bench, names)
+    print(row("operator memory at the end", f"{rss:.1f} MiB RSS, peak {peak:.1f} MiB (before the restart)"),
+          flush=True)
+
+
+ROW = "{:<34} {}".format
+
+
+def touched(bench: Bench) -> None:
+    """Every model reconciled once more with nothing to change: what a reconcile of a known object reads."""
+    before = bench.counters()
+    stamp = secrets.token_hex(3)
+    bench.cluster.kubectl("annotate", "modeldeployments", "--all", "-n", bench.namespace, f"bench/touched={stamp}",
+                          "--overwrite", timeout=TIMEOUT)
+    # kopf reacts to annotations (they are part of what it diffs); wait until every one of them was reconciled
+    wait_for(lambda: bench.counters()["reconciles"] - before["reconciles"], timeout=TIMEOUT, interval=0.5,
+             until=lambda n: n >= N, message=f"{N} reconciles after the annotation")
+    time.sleep(2)
+    d = {k: v - before[k] for k, v in bench.counters().items()}
+    n = d["reconciles"] or 1
+    print(ROW(f"touched {N} (nothing to change):", f"{d['reconciles']:.0f} reconciles, {d['reads'] / n:.2f} reads "
+              f"and {d['writes'] / n:.2f} writes per reconcile"), flush=True)
+
+
+def _unrelated(namespace: str, i: int, generation: str) -> dict[str, Any]:
+    labels = {"app": f"unrelated-{i}", "bench/generation": generation}
+    meta = {"name": f"unrelated-{i}", "namespace": namespace, "labels": labels}
+    container = {"name": "main", "image": "registry.example/unrelated:1"}
+    if i % 2:
+        # A Pod no node takes (no node has the label): the scheduler tries it, nothing runs it.
+        return {"apiVersion": "v1", "kind": "Pod", "metadata": meta,
+                "spec": {"nodeSelector": {"bench.modeldeploy.dev/nowhere": "true"}, "containers": [container]}}
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta,
+            "spec": {"replicas": 0, "selector": {"matchLabels": {"app": f"unrelated-{i}"}},
+                     "template": {"metadata": {"labels": {"app": f"unrelated-{i}"}},
+                                  "spec": {"containers": [container]}}}}
+
+
+def unrelated(bench: Bench) -> None:
+    """Objects of other teams, created and changed: a cluster-wide operator should not receive them at all."""
+    if UNRELATED < 1:
+        return
+    other = f"{bench.namespace}-unrelated"
+    bench.cluster.kubectl("create", "namespace", other)
+    before = bench.counters()
+    started = time.monotonic()
+    bench.apply(_unrelated(other, i, "1") for i in range(UNRELATED))
+    bench.cluster.kubectl("label", "deployments,pods", "--all", "-n", other, "bench/generation=2", "--overwrite",
+                          timeout=TIMEOUT)
+    wall = time.monotonic() - started
+    churn = {k: v - before[k] for k, v in bench.counters().items()}
+    before = bench.counters()
+    time.sleep(wall)
+    quiet = {k: v - before[k] for k, v in bench.counters().items()}
+    print(ROW(f"{UNRELATED} unrelated objects churned:", f"created and relabelled in {wall:.1f} s; the operator got "
+              f"{churn['events']:.0f} watch events and used {churn['cpu']:.2f} s CPU "
+              f"(a quiet spell as long: {quiet['events']:.0f} events, {quiet['cpu']:.2f} s CPU)"), flush=True)
+    bench.cluster.kubectl("delete", "namespace", other, "--wait=false", check=False)
+
+
+def costs(bench: Bench) -> None:
+    """The objects each model puts in the cluster, its own and those other controllers make for it."""
+    kinds = ["deployments", "replicasets", "pods", "services", "endpointslices", "controllerrevisions",
+             "poddisruptionbudgets", "horizontalpodautoscalers"]
+    counted = {kind: bench.count(kind) for kind in kinds}
+    print(ROW(f"objects per model (of {N}):", ", ".join(f"{v / N:.1f} {k}" for k, v in counted.items())),
+          flush=True)
+
+
+def restart(bench: Bench, names: list[str]) -> None:
+    """A restart with N settled models, and one roll-back that must not wait behind them."""
+    bench.operator.stop()
+    victim = names[-1]
+    bench.apply([model(bench.namespace, N - 1, "4", crash=True)])
+    bench.operator.start()  # a new process: its counters start at 0
+    wall, _ = bench.until([victim], lambda s: s.get("phase") == "Degraded" and s.get("stableRevision") == 2
+                          and not s.get("canaryRevision"))
+    rolled_back = wall
+    # Then until the resumed models are all reconciled: the reconcile count stops growing.
+    last, quiet_since = -1.0, time.monotonic()
+    while time.monotonic() - quiet_since < 3:
+        now = bench.counters()["reconciles"]
+        if now != last:
+            last, quiet_since = now, time.monotonic()
+        time.sleep(0.5)
+    after = bench.counters()
+    print(ROW(f"restart with {N} settled:", f"one crash-looping canary applied at the restart rolled back in "
+              f"{rolled_back:.1f} s"))
+    print(ROW("", f"the restart: {after['reconciles']:.0f} reconciles, {after['reads']:.0f} reads, "
+              f"{after['writes']:.0f} writes, {after['cpu']:.1f} s operator CPU"), flush=True)
 
 
 def main() -> None:
@@ -199,7 +313,7 @@ def main() -> None:
     namespace = f"modeldeploy-bench-{secrets.token_hex(3)}"
     cluster.kubectl("create", "namespace", namespace)
     cluster.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
-    operator = OperatorProcess(cluster, namespace, tag="bench")
+    operator = OperatorProcess(cluster, namespace, tag="bench", cluster_wide=True)
     version = cluster.kubectl("version", "-o", "yaml").stdout
     server = yaml.safe_load(version).get("serverVersion", {}).get("gitVersion", "?")
     print(f"modeldeploy bench: {N} ModelDeployments of 1 replica, kube-apiserver {server} with KWOK nodes, "

@@ -184,9 +184,10 @@ def test_the_chart_and_the_manifests_grant_the_same_permissions(cluster):
     for chart_docs in (chart, chart_ns):
         theirs = one(chart_docs, "Role", "modeldeploy-provider-secrets")
         assert theirs["metadata"]["namespace"] == "ops" and rules(theirs) == rules(own)
-    # AnalysisProviders: read one by name, in both installs
-    assert ("modeldeploy.dev", "analysisproviders", "get") in rules(one(cluster_wide, "ClusterRole"))
-    assert ("modeldeploy.dev", "analysisproviders", "get") in rules(one(namespaced, "ClusterRole"))
+    # AnalysisProviders: read and watched, in both installs
+    for verb in ("get", "list", "watch"):
+        assert ("modeldeploy.dev", "analysisproviders", verb) in rules(one(cluster_wide, "ClusterRole"))
+        assert ("modeldeploy.dev", "analysisproviders", verb) in rules(one(namespaced, "ClusterRole"))
     # Nothing is granted on everything, and nothing is ever replaced with PUT.
     for role in (one(cluster_wide, "ClusterRole"), one(namespaced, "Role"), one(namespaced, "ClusterRole")):
         for group, resource, verb in rules(role):
@@ -568,9 +569,10 @@ def test_what_the_operator_may_and_may_not_do(cluster, identity):
                                ("watch", "modeldeployments.modeldeploy.dev")]:
             assert not can_i(cluster, user, verb, resource, "kube-system"), f"cannot {verb} {resource} elsewhere"
             assert not can_i(cluster, user, verb, resource, None), f"cannot {verb} {resource} cluster-wide"
-    # AnalysisProviders: one by name, never all of them, never written
-    assert can_i(cluster, user, "get", "analysisproviders.modeldeploy.dev", None)
-    for verb in ("list", "watch", "create", "patch", "delete"):
+    # AnalysisProviders: read and watched (into the operator's cache), never written
+    for verb in ("get", "list", "watch"):
+        assert can_i(cluster, user, verb, "analysisproviders.modeldeploy.dev", None), verb
+    for verb in ("create", "patch", "delete"):
         assert not can_i(cluster, user, verb, "analysisproviders.modeldeploy.dev", None), verb
 
 

@@ -309,17 +309,29 @@ def test_history_beyond_the_limit_goes_oldest_first_with_its_api_version() -> No
 
 
 # -- Services, routes and status ------------------------------------------------------------------------------------
-def test_the_canary_service_follows_the_canary_and_rests_on_stable() -> None:
+def test_the_canary_service_lives_only_while_a_canary_runs_without_a_mesh() -> None:
     steps = [{"setWeight": 25}, {"pause": {}}]
     during = plan(canary_spec("8", steps), at(1, 25), observed(ready(1, 3), ready(2, 1),
                                                                revisions=canary_records(steps)))
     assert (selects(during, "fraud-canary"), selects(during, "fraud-stable"), selects(during, "fraud")) == (
         "2", "1", None)
-    calm = plan(canary_spec("7", steps), status(Phase.HEALTHY, stable=1), observed(ready(1, 4), revisions=(
-        canary_records(steps)[0],)))
-    assert selects(calm, "fraud-canary") == "1"
+    # Between rollouts nothing routes to it: it is deleted, and its EndpointSlice with it
+    calm = plan(canary_spec("7", steps), status(Phase.HEALTHY, stable=1), observed(
+        ready(1, 4), revisions=(canary_records(steps)[0],), services=frozenset({"fraud", "fraud-stable",
+                                                                                 "fraud-canary"})))
+    assert "fraud-canary" not in manifests(calm, "Service")
+    assert Ref("v1", "Service", "fraud-canary") in calm.delete
     gone = plan(spec("7"), HEALTHY_1, observed(ready(1), revisions=(R1,), services=frozenset({"fraud-canary"})))
     assert Ref("v1", "Service", "fraud-canary") in gone.delete
+
+
+def test_a_mesh_route_backend_rests_on_stable_between_rollouts() -> None:
+    steps = [{"setWeight": 25}, {"pause": {}}]
+    block = {"trafficRouting": {"gatewayAPI": {"httpRoute": "fraud-route"}}}
+    calm = plan(canary_spec("7", steps, **block), status(Phase.HEALTHY, stable=1), observed(
+        ready(1, 4), revisions=(canary_records(steps, **block)[0],)))
+    assert selects(calm, "fraud-canary") == "1"  # the route names it: it must never dangle
+    assert Ref("v1", "Service", "fraud-canary") not in calm.delete
 
 
 def test_a_mesh_route_carries_the_step_weight_and_only_during_a_canary() -> None:

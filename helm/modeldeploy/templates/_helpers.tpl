@@ -55,6 +55,10 @@ app.kubernetes.io/component: operator
 - {{ .Values.health.port | quote }}
 - --storage-initializer-image
 - {{ .Values.storageInitializerImage | quote }}
+- --kube-qps
+- {{ .Values.kubeAPI.qps | quote }}
+- --kube-burst
+- {{ .Values.kubeAPI.burst | quote }}
 {{- if .Values.analysis.allowInlineURLs }}
 - --allow-inline-analysis-urls
 {{- end }}
@@ -96,6 +100,9 @@ KopfPeering; cluster-wide reads no Secrets, watches CRDs and uses ClusterKopfPee
 - apiGroups: [""]
   resources: [pods]
   verbs: [get, list, watch]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [get, list, watch]
 - apiGroups: [""]
   resources: [persistentvolumeclaims]
   verbs: [get]
@@ -106,7 +113,7 @@ KopfPeering; cluster-wide reads no Secrets, watches CRDs and uses ClusterKopfPee
 {{- else }}
 - apiGroups: [modeldeploy.dev]
   resources: [analysisproviders]
-  verbs: [get]
+  verbs: [get, list, watch]
 {{- end }}
 - apiGroups: [""]
   resources: [events]

@@ -16,7 +16,12 @@ from modeldeploy import __version__
 from modeldeploy.api import names
 from modeldeploy.cli import render
 from modeldeploy.k8s.client import Kube
+from modeldeploy.k8s.throttle import Throttle
 from modeldeploy.reconcile.runs import ANALYSIS_WORKERS
+
+# The client's rate limit by default: Argo Rollouts' controller defaults (controller-runtime's are 20 and 30).
+# With the cache a settled fleet sends nothing, so the limit shapes only bursts of real work.
+KUBE_QPS, KUBE_BURST = 40.0, 80
 
 if TYPE_CHECKING:
     from modeldeploy.handlers.peering import Peering
@@ -42,9 +47,12 @@ def _kube(args: argparse.Namespace) -> Kube:
     import kubernetes.config
 
     try:
-        return Kube.connect(args.kubeconfig)
+        kube = Kube.connect(args.kubeconfig)
     except (kubernetes.config.ConfigException, OSError) as exc:
         raise CliError(f"cannot load a kubeconfig ({exc}); set KUBECONFIG or pass --kubeconfig") from exc
+    if getattr(args, "kube_qps", None) is not None:  # `run`: the operator's rate limit
+        kube.throttle = Throttle(args.kube_qps, args.kube_burst)
+    return kube
 
 
 def _get_md(kube: Kube, namespace: str, name: str) -> dict[str, Any]:
@@ -249,6 +257,10 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--analysis-workers", type=int, default=ANALYSIS_WORKERS,
                      help="analysis runs taken at once, off the reconcile workers (each ModelDeployment has at most "
                           "one going)")
+    run.add_argument("--kube-qps", type=float, default=KUBE_QPS,
+                     help="API requests a second the operator sends at most, after a burst (0: no limit)")
+    run.add_argument("--kube-burst", type=int, default=KUBE_BURST,
+                     help="API requests the operator may send at once before --kube-qps applies")
     run.add_argument("--own-namespace", default=os.environ.get("POD_NAMESPACE", ""),
                      help="the operator's namespace, where AnalysisProviders' bearerTokenSecrets are read "
                           "(default: $POD_NAMESPACE)")

@@ -71,6 +71,8 @@ class Observed:
     annotations: dict[str, str] = field(default_factory=dict)
     # The AnalysisProviders the spec's metrics name that exist, by name: "prometheus" or "webhook".
     analysis_providers: dict[str, str] = field(default_factory=dict)
+    # Ready endpoints behind each of its Services (their EndpointSlices say): Service name -> revision -> count.
+    ready_endpoints: dict[str, dict[int, int]] = field(default_factory=dict)
     # An analysis run taken during this reconcile (see desired.analysis_due).
     measurements: tuple[Measurement, ...] | None = None
     # The revision that run measured: a run of a revision that is no longer the canary is discarded.

@@ -79,8 +79,10 @@ def services(world: World, serving: int, canary: int | None, out: Plan) -> None:
     name, owner = world.obs.name, world.owner
     out.apply.append(service.service(owner, name, None))
     out.apply.append(service.service(owner, f"{name}-stable", serving))
-    if world.spec.rollout.steps:
-        # Kept between rollouts (on the stable pods, at weight 0) so routes never dangle.
+    if world.spec.rollout.steps and (canary is not None or world.router != "replicas"):
+        # A mesh route names it, so it is kept between rollouts (on the stable pods, at weight 0) and the route
+        # never dangles. Without a mesh nothing routes to it between rollouts: it lives only while a canary runs,
+        # which spares kube-controller-manager a Service and its EndpointSlice per settled model.
         out.apply.append(service.service(owner, f"{name}-canary", canary if canary is not None else serving))
     elif f"{name}-canary" in world.obs.services:
         out.delete.append(Ref("v1", "Service", f"{name}-canary"))

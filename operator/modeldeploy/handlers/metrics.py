@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Iterator
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from modeldeploy.api.status import Phase
@@ -30,11 +30,25 @@ class ApiRequests(Collector):
     def __init__(self, kube: Kube) -> None:
         self.kube = kube
 
-    def collect(self) -> Iterator[CounterMetricFamily]:
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         yield CounterMetricFamily("modeldeploy_api_writes", "Write requests sent to the API server",
                                   value=self.kube.writes)
         yield CounterMetricFamily("modeldeploy_api_reads", "Read requests (GET) sent to the API server",
                                   value=self.kube.reads)
+        if self.kube.throttle is not None:
+            yield CounterMetricFamily("modeldeploy_api_throttled_seconds",
+                                      "Time requests waited for the client's rate limit (--kube-qps)",
+                                      value=self.kube.throttle.waited)
+        if self.kube.cache is not None:
+            yield GaugeMetricFamily("modeldeploy_cache_objects", "Objects the watch-fed cache holds",
+                                    value=len(self.kube.cache))
+            events = CounterMetricFamily("modeldeploy_watch_events", "Watch events received, by kind", labels=["kind"])
+            for kind, count in sorted(self.kube.cache.events.items()):
+                events.add_metric([kind], count)
+            yield events
+            yield CounterMetricFamily("modeldeploy_cache_relists",
+                                      "Watch listings after the first of each kind (each one makes its kind "
+                                      "listed again on demand)", value=self.kube.cache.relists)
 
 
 def count_requests(kube: Kube) -> None:

@@ -16,6 +16,8 @@ from modeldeploy.handlers import metrics
 from modeldeploy.handlers.peering import LIFETIME, Peering
 from modeldeploy.handlers.queue import Coalescer, Key
 from modeldeploy.handlers.restarts import RestartCounts
+from modeldeploy.handlers.workers import Workers, priority
+from modeldeploy.k8s.cache import Cache
 from modeldeploy.k8s.client import Kube
 from modeldeploy.reconcile.core import Result, reconcile
 from modeldeploy.reconcile.observe import pod_restarts
@@ -29,11 +31,15 @@ CHILDREN = [("apps", "v1", "deployments"), ("", "v1", "services"),
             ("autoscaling", "v2", "horizontalpodautoscalers"), ("policy", "v1", "poddisruptionbudgets"),
             ("apps", "v1", "controllerrevisions")]
 POD = ("", "v1", "pods")
+ENDPOINT_SLICE = ("discovery.k8s.io", "v1", "endpointslices")
+KIND_OF = {"deployments": "Deployment", "services": "Service", "horizontalpodautoscalers": "HorizontalPodAutoscaler",
+           "poddisruptionbudgets": "PodDisruptionBudget", "controllerrevisions": "ControllerRevision", "pods": "Pod"}
 
 
 def make_memo(kube: Kube, settings: Settings, peering: Peering | None = None,
               analysis_workers: int = ANALYSIS_WORKERS) -> kopf.Memo:
-    """What every handler needs: the API client, the per-object queue and the analysis pool.
+    """What every handler needs: the API client (reading through the cache the watches feed), the per-object
+    queue, the reconcile threads (protective work first) and the analysis pool.
 
     With peering (several replicas), the queue asks it before every reconcile, so a
     standby replica's own timers cannot act either (kopf pauses only its watches).
@@ -47,12 +53,18 @@ def make_memo(kube: Kube, settings: Settings, peering: Peering | None = None,
             asyncio.run_coroutine_threadsafe(memo.queue.trigger(namespace, name), loop[0])
 
     runs = AnalysisRuns(analysis_workers, notify)
-    memo = kopf.Memo(kube=kube, settings=settings, peering=peering, restarts=RestartCounts(), runs=runs)
+    cache = kube.cache = kube.cache or Cache()
+    memo = kopf.Memo(kube=kube, cache=cache, settings=settings, peering=peering, restarts=RestartCounts(),
+                     runs=runs)
+
+    workers = Workers()
 
     async def run(namespace: str, name: str) -> Result:
         if not loop:
             loop.append(asyncio.get_running_loop())
-        return await asyncio.to_thread(reconcile, kube, namespace, name, settings, runs)
+        _, md = cache.get(names.KIND, namespace, name)
+        urgency = priority(md, runs.finished((namespace, name)))
+        return await workers.run(urgency, lambda: reconcile(kube, namespace, name, settings, runs))
 
     def observe(key: Key, result: Result | None, error: BaseException | None) -> None:
         if error is not None or result is None:
@@ -84,7 +96,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.server_timeout = 270
     # Children are filtered by the API server, not here: a handler's `labels=` filters in Python, after every
     # Pod and Deployment of the cluster has been sent over. This selector makes the watch carry only ours.
-    for group, version, plural in (*CHILDREN, POD):
+    for group, version, plural in (*CHILDREN, POD, ENDPOINT_SLICE):
         settings.watching.label_selectors[group, version, plural] = MANAGED_SELECTOR
     settings.networking.error_backoffs = [1, 2, 5, 10]
     # Peering (only with `run --peering`; kopf.run sets its name, priority and scope): a short
@@ -111,6 +123,8 @@ async def modeldeployment_changed(namespace: str | None, name: str, memo: Any, *
 @kopf.on.event(names.GROUP, names.VERSION, names.PLURAL, id="forget-when-gone")
 async def modeldeployment_gone(event: Mapping[str, Any], namespace: str | None, name: str, memo: Any,
                                **_: Any) -> None:
+    # kopf runs event handlers before the create/update ones: the cache holds this view before it is reconciled.
+    memo.cache.seen(names.KIND, event.get("type"), event.get("object") or {})
     # The DELETED watch event, not kopf.on.delete: that one runs only while a finalizer holds the object, and
     # the operator adds none (ownerReferences let the garbage collector remove the children).
     if event.get("type") == "DELETED" and namespace:
@@ -124,7 +138,9 @@ async def modeldeployment_gone(event: Mapping[str, Any], namespace: str | None, 
 
 def _child_handler(group: str, version: str, plural: str) -> None:
     @kopf.on.event(group, version, plural, labels=MANAGED, id=f"child-{plural}")
-    async def child_changed(namespace: str | None, labels: Mapping[str, str], memo: Any, **_: Any) -> None:
+    async def child_changed(event: Mapping[str, Any], namespace: str | None, labels: Mapping[str, str], memo: Any,
+                            **_: Any) -> None:
+        memo.cache.seen(KIND_OF[plural], event.get("type"), event.get("object") or {})  # before the reconcile reads
         owner = labels.get(names.LABEL_MD)
         if owner and namespace:
             await memo.queue.trigger(namespace, owner)
@@ -138,7 +154,25 @@ for _group, _version, _plural in CHILDREN:
 async def pod_changed(event: Mapping[str, Any], uid: str | None, namespace: str | None, labels: Mapping[str, str],
                       memo: Any, **_: Any) -> None:
     # Only a restart or a pod gone counts (see handlers/restarts.py); readiness arrives with the Deployment's status.
+    memo.cache.seen("Pod", event.get("type"), event.get("object") or {})
     owner = labels.get(names.LABEL_MD)
     if uid and memo.restarts.matters(uid, event.get("type"), pod_restarts(event.get("object") or {})) and owner \
             and namespace:
         await memo.queue.trigger(namespace, owner)
+
+
+@kopf.on.event(*ENDPOINT_SLICE, labels=MANAGED, id="child-endpointslices")
+async def endpoints_changed(event: Mapping[str, Any], namespace: str | None, labels: Mapping[str, str], memo: Any,
+                            **_: Any) -> None:
+    # The Services' EndpointSlices carry the Services' labels. Only the canary Service's wake a reconcile: a
+    # pre-traffic analysis waits for its Ready endpoints; the rest is read when something else wakes it.
+    memo.cache.seen("EndpointSlice", event.get("type"), event.get("object") or {})
+    owner = labels.get(names.LABEL_MD)
+    if owner and namespace and labels.get("kubernetes.io/service-name") == f"{owner}-canary":
+        await memo.queue.trigger(namespace, owner)
+
+
+@kopf.on.event(names.GROUP, names.VERSION, names.PROVIDER_PLURAL, id="analysis-providers")
+async def provider_changed(event: Mapping[str, Any], memo: Any, **_: Any) -> None:
+    # Kept for the reconciles that name one; a change takes effect at the next analysis run.
+    memo.cache.seen(names.PROVIDER_KIND, event.get("type"), event.get("object") or {})

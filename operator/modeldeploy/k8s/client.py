@@ -11,7 +11,9 @@ import kubernetes.config
 from kubernetes.client.rest import ApiException
 
 from modeldeploy.api import names
+from modeldeploy.k8s.cache import CHILD_KINDS, KINDS, Cache
 from modeldeploy.k8s.kinds import kind_of
+from modeldeploy.k8s.throttle import Throttle
 
 JSON = dict[str, Any]
 # (connect, read) seconds for every request: an API server that stops answering fails a reconcile, which is
@@ -21,10 +23,16 @@ TIMEOUT = (5.0, 30.0)
 
 class Kube:
     """The operator's API client. It counts its requests: in total (for the operator's metrics) and per
-    thread, so a reconcile, which runs in one thread while others run beside it, counts only its own."""
+    thread, so a reconcile, which runs in one thread while others run beside it, counts only its own.
 
-    def __init__(self, api: kubernetes.client.ApiClient) -> None:
+    With a cache (the operator's; the CLI has none), reads of the kinds it keeps are answered from it
+    whenever it knows, and every write's answer goes into it."""
+
+    def __init__(self, api: kubernetes.client.ApiClient, cache: Cache | None = None,
+                 throttle: Throttle | None = None) -> None:
         self.api = api
+        self.cache = cache
+        self.throttle = throttle  # the operator's --kube-qps/--kube-burst; the CLI sends too few to need one
         self.reads = 0
         self.writes = 0
         self._lock = threading.Lock()
@@ -59,6 +67,8 @@ class Kube:
             with self._lock:
                 self.writes += 1
             self._mine.writes = self.writes_here + 1
+        if self.throttle is not None:
+            self.throttle.wait()
         serialized = self.api.param_serialize(method, path, query_params=query or [], header_params=headers,
                                               body=body, auth_settings=["BearerToken"])
         response = self.api.call_api(*serialized, _request_timeout=TIMEOUT)
@@ -69,14 +79,19 @@ class Kube:
 
     # -- reads ----------------------------------------------------------------
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> JSON | None:
-        """One object, or None when it does not exist."""
+        """One object, or None when it does not exist. From the cache (read-only!) when it knows."""
+        if self.cache is not None and kind in KINDS:
+            known, cached = self.cache.get(kind, namespace, name)
+            if known:
+                return cached
         try:
             obj: JSON = self._call("GET", kind_of(api_version, kind).path(namespace, name))
-            return obj
         except ApiException as exc:
             if exc.status == 404:
                 return None
             raise
+        self._answered(obj)
+        return obj
 
     def find(self, api_version: str, kind: str, namespace: str, selector: str) -> list[JSON]:
         """Objects of a kind in a namespace matching a label selector."""
@@ -86,9 +101,20 @@ class Kube:
         return items
 
     def owned(self, api_version: str, kind: str, namespace: str, md: str) -> list[JSON]:
-        """The objects of a kind that the operator made for one ModelDeployment."""
-        selector = f"{names.LABEL_MANAGED_BY}={names.MANAGED_BY},{names.LABEL_MD}={md}"
-        return self.find(api_version, kind, namespace, selector)
+        """The objects of a kind that the operator made for one ModelDeployment (read-only when cached).
+        With a cache that does not know the kind in this namespace yet, one LIST of everything the operator
+        made of that kind there teaches it, for this ModelDeployment and every other one in the namespace."""
+        if self.cache is None or kind not in CHILD_KINDS:
+            selector = f"{names.LABEL_MANAGED_BY}={names.MANAGED_BY},{names.LABEL_MD}={md}"
+            return self.find(api_version, kind, namespace, selector)
+        found = self.cache.owned(kind, namespace, md)
+        if found is None:
+            out = self._call("GET", kind_of(api_version, kind).collection(namespace),
+                             query=[("labelSelector", f"{names.LABEL_MANAGED_BY}={names.MANAGED_BY}")])
+            self.cache.listed(kind, namespace, out.get("items") or [],
+                              str((out.get("metadata") or {}).get("resourceVersion") or ""))
+            found = self.cache.owned(kind, namespace, md) or []
+        return found
 
     def served(self, api_version: str) -> set[str]:
         """The plurals the API server serves under a group version (empty when it serves none)."""
@@ -106,6 +132,7 @@ class Kube:
         meta = manifest["metadata"]
         out: JSON = self._call("POST", kind_of(manifest["apiVersion"], manifest["kind"]).collection(
             meta.get("namespace", "")), body=manifest)
+        self._answered(out)
         return out
 
     def apply(self, manifest: JSON) -> JSON:
@@ -114,6 +141,7 @@ class Kube:
         path = kind_of(manifest["apiVersion"], manifest["kind"]).path(meta["namespace"], meta["name"])
         out: JSON = self._call("PATCH", path, body=manifest, content_type="application/apply-patch+yaml",
                                query=[("fieldManager", names.FIELD_MANAGER), ("force", "true")])
+        self._answered(out)
         return out
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
@@ -124,23 +152,37 @@ class Kube:
         except ApiException as exc:
             if exc.status != 404:
                 raise
+        if self.cache is not None:
+            self.cache.deleted(kind, namespace, name)
 
     def patch_status(self, namespace: str, name: str, status: JSON) -> None:
         """Merge-patch the ModelDeployment's status subresource."""
         path = kind_of(names.API_VERSION, names.KIND).path(namespace, name, "status")
-        self._call("PATCH", path, body={"status": status}, content_type="application/merge-patch+json")
+        try:
+            self._answered(self._call("PATCH", path, body={"status": status},
+                                      content_type="application/merge-patch+json"))
+        except ApiException as exc:
+            if exc.status == 404 and self.cache is not None:
+                self.cache.deleted(names.KIND, namespace, name)  # the next reconcile finds it gone
+            raise
 
     def patch(self, api_version: str, kind: str, namespace: str, name: str, body: JSON) -> JSON:
         """A JSON merge patch (for the annotations the CLI writes)."""
         out: JSON = self._call("PATCH", kind_of(api_version, kind).path(namespace, name), body=body,
                                content_type="application/merge-patch+json")
+        self._answered(out)
         return out
 
     def json_patch(self, api_version: str, kind: str, namespace: str, name: str, ops: list[JSON]) -> JSON:
         """A JSON Patch; lead with a resourceVersion test to change only what was read."""
         out: JSON = self._call("PATCH", kind_of(api_version, kind).path(namespace, name), body=ops,
                                content_type="application/json-patch+json")
+        self._answered(out)
         return out
+
+    def _answered(self, obj: Any) -> None:
+        if self.cache is not None and isinstance(obj, dict):
+            self.cache.answered(obj)
 
     def event(self, md: JSON, type_: str, reason: str, message: str) -> None:
         """Record a Kubernetes Event on the ModelDeployment."""

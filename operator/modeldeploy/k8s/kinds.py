@@ -33,6 +33,7 @@ _KINDS = [
     Kind("apps/v1", "ControllerRevision", "controllerrevisions"),
     Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
     Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
+    Kind("discovery.k8s.io/v1", "EndpointSlice", "endpointslices"),
     Kind("modeldeploy.dev/v1alpha1", "ModelDeployment", "modeldeployments"),
     Kind("modeldeploy.dev/v1alpha1", "AnalysisProvider", "analysisproviders", namespaced=False),
     Kind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes"),

@@ -155,7 +155,11 @@ def measure(kube: Kube, observed: Observed, spec: JSON, old: ModelDeploymentStat
     done = runs.take(key)
     if done is None and not runs.running(key):
         canary = observed.deployments.get(old.canary_revision) if old.canary_revision is not None else None
-        if rollout.analysis_due(spec, old, observed.now, canary.ready_replicas if canary else 0):
+        # Pods Ready behind the canary Service: a pre-traffic run sent as the Deployment counts them Ready could
+        # find the Service without endpoints yet, so it waits for both.
+        behind = observed.ready_endpoints.get(f"{observed.name}-canary", {}).get(old.canary_revision or 0, 0)
+        ready = min(canary.ready_replicas if canary else 0, behind)
+        if rollout.analysis_due(spec, old, observed.now, ready):
             parsed = ModelDeploymentSpec.model_validate(spec)
             assert parsed.rollout.analysis is not None and old.canary_revision is not None
             context = RunContext(name=observed.name, namespace=observed.namespace, revision=old.canary_revision,

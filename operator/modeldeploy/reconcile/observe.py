@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import datetime, timedelta
 from typing import Any
@@ -122,6 +123,24 @@ def deployments(deps: list[JSON], pods: list[JSON], now: datetime | None = None)
     return out
 
 
+def ready_endpoints(md: str, slices: list[JSON]) -> dict[str, dict[int, int]]:
+    """Ready endpoints by the Service their EndpointSlices serve, and by the revision of the pod behind each:
+    what a Service really routes to, which trails the Deployments' readyReplicas and a selector change by a
+    moment (another controller writes it). A pod's revision is in its name, `<md>-r<N>-...`."""
+    pod_name = re.compile(rf"^{re.escape(md)}-r(\d+)-")
+    out: dict[str, dict[int, int]] = {}
+    for item in slices:
+        service = ((item.get("metadata") or {}).get("labels") or {}).get("kubernetes.io/service-name")
+        if not service:
+            continue
+        counts = out.setdefault(service, {})
+        for endpoint in item.get("endpoints") or []:
+            found = pod_name.match(str((endpoint.get("targetRef") or {}).get("name") or ""))
+            if found and (endpoint.get("conditions") or {}).get("ready"):
+                counts[int(found[1])] = counts.get(int(found[1]), 0) + 1
+    return out
+
+
 def revisions(items: list[JSON]) -> tuple[RevisionRecord, ...]:
     """The ControllerRevision history, oldest first."""
     out = []
@@ -144,22 +163,35 @@ def revisions(items: list[JSON]) -> tuple[RevisionRecord, ...]:
 # (kind, namespace) -> when a read was refused; asked again after FORBIDDEN_TTL.
 _forbidden: dict[tuple[str, str], float] = {}
 FORBIDDEN_TTL = 600.0
+# (kind, namespace, name) -> when it was last seen to exist. Secrets and claims are not watched (the operator
+# may not list Secrets), so what exists is believed for FOUND_TTL; what is missing is asked for every time.
+_found: dict[tuple[str, str, str], float] = {}
+FOUND_TTL = 300.0
 
 
 def _exists(kube: Kube, kind: str, namespace: str, name: str) -> bool:
     """Does it exist? When the operator may not read that kind here (least-privilege RBAC
     without Secrets), it cannot tell, and assumes yes: the pods will say otherwise.
     A refusal is remembered for a while, so audit logs do not fill with them."""
+    now = time.monotonic()
     refused = _forbidden.get((kind, namespace))
-    if refused is not None and time.monotonic() - refused < FORBIDDEN_TTL:
+    if refused is not None and now - refused < FORBIDDEN_TTL:
+        return True
+    seen = _found.get((kind, namespace, name))
+    if seen is not None and now - seen < FOUND_TTL:
         return True
     try:
-        return kube.get("v1", kind, namespace, name) is not None
+        found = kube.get("v1", kind, namespace, name) is not None
     except ApiException as exc:
         if exc.status == 403:
-            _forbidden[(kind, namespace)] = time.monotonic()
+            _forbidden[(kind, namespace)] = now
             return True
         raise
+    if found:
+        _found[(kind, namespace, name)] = now
+    else:
+        _found.pop((kind, namespace, name), None)
+    return found
 
 
 def named_providers(spec: JSON) -> set[str]:
@@ -179,7 +211,7 @@ def analysis_providers(kube: Kube, spec: JSON) -> dict[str, str]:
     return found
 
 
-# The kinds a ModelDeployment owns, read once per reconcile.
+# The kinds a ModelDeployment owns, read once per reconcile (from the operator's cache, see k8s/cache.py).
 OWNED = (("apps/v1", "Deployment"), ("apps/v1", "ControllerRevision"), ("v1", "Service"),
          ("autoscaling/v2", "HorizontalPodAutoscaler"), ("policy/v1", "PodDisruptionBudget"))
 Live = dict[tuple[str, str], JSON]
@@ -215,6 +247,7 @@ def observe(kube: Kube, md: JSON, now: datetime) -> tuple[Observed, Live]:
         services=frozenset(s["metadata"]["name"] for s in owned["Service"]),
         has_hpa=bool(owned["HorizontalPodAutoscaler"]),
         has_pdb=bool(owned["PodDisruptionBudget"]),
+        ready_endpoints=ready_endpoints(name, kube.owned("discovery.k8s.io/v1", "EndpointSlice", ns, name)),
         missing_secrets=missing_secrets,
         missing_claims=missing_claims,
         annotations=dict(meta.get("annotations") or {}),

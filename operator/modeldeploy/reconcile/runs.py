@@ -48,6 +48,11 @@ class AnalysisRuns:
         with self._lock:
             return key in self._running
 
+    def finished(self, key: Key) -> bool:
+        """Is a verdict waiting for this ModelDeployment's next reconcile?"""
+        with self._lock:
+            return key in self._finished
+
     def take(self, key: Key) -> Finished | None:
         """The finished run of this ModelDeployment, if any; it is handed out once."""
         with self._lock:

@@ -1,0 +1,198 @@
+"""What the watches told the operator: its ModelDeployments, their children and the AnalysisProviders, in memory.
+
+A reconcile reads from here instead of the API server, so a reconcile of a known object sends no GET or LIST.
+Three sources feed it: watch events (kopf's streams, see handlers/operator.py), the answers to the
+operator's own writes (so a reconcile never plans on an older view than the one it wrote), and a LIST of
+one kind in one namespace when that kind is not yet known there.
+
+Views only move forward: an object is replaced only by one with a newer resourceVersion, and a deleted
+object leaves a tombstone, so a late watch event or a write's answer cannot bring it back.
+
+A watch stream that breaks and starts again (410 Gone, a lost connection, a standby replica taking over)
+lists its kind anew, and deletions in the gap never arrive as events. The cache notices a new listing
+(initial-list events after a quiet spell) and marks the kind unknown in every namespace: the next reconcile
+there lists it from the API server once, which drops what was deleted in the gap. Every kind is also listed
+again after RESYNC_SECONDS, which bounds how long any missed deletion can live.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from modeldeploy.api import names
+
+JSON = dict[str, Any]
+Ref = tuple[str, str]  # (namespace, name); "" for cluster-scoped objects
+
+# Kinds kept here. Children are found by their ModelDeployment's label; the others by name.
+# EndpointSlices are kube-controller-manager's, but carry the labels of the Service they serve.
+CHILD_KINDS = frozenset({"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget",
+                         "ControllerRevision", "Pod", "EndpointSlice"})
+KINDS = CHILD_KINDS | {names.KIND, names.PROVIDER_KIND}
+# Initial-list events this long after the kind's previous one mean its watch listed it anew.
+LISTING_GAP_SECONDS = 30.0
+RESYNC_SECONDS = 1800.0
+# A tombstone outlives any event or write answer that could still be in flight for its object.
+TOMBSTONE_SECONDS = 300.0
+
+
+def resource_version(obj: JSON) -> int:
+    """The object's resourceVersion as a number (etcd's revision, which Kubernetes lets clients compare);
+    -1 when it has none or it is not a number, so anything with one is newer."""
+    value = str((obj.get("metadata") or {}).get("resourceVersion") or "")
+    return int(value) if value.isdigit() else -1
+
+
+def slim(kind: str, obj: JSON) -> JSON:
+    """What the reconcile needs of an object: never managedFields (often half its size); of a Pod only its
+    metadata and status, since it is read for its restart counts and phase; of an EndpointSlice its endpoints'
+    conditions, since it is read for how many are Ready."""
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
+    if kind == "Pod":
+        return {"metadata": meta, "status": obj.get("status") or {}}
+    if kind == "EndpointSlice":
+        return {"metadata": meta, "endpoints": [{"conditions": e.get("conditions") or {},
+                                                 "targetRef": e.get("targetRef")} for e in obj.get("endpoints") or []]}
+    return {**obj, "metadata": meta}
+
+
+def _owner(obj: JSON) -> str:
+    return str(((obj.get("metadata") or {}).get("labels") or {}).get(names.LABEL_MD) or "")
+
+
+def _ref(obj: JSON) -> Ref:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+
+
+class Cache:
+    """Thread-safe: watch events arrive on the event loop, reconciles and their writes run in threads."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._objects: dict[str, dict[Ref, JSON]] = {kind: {} for kind in KINDS}
+        self._by_owner: dict[str, dict[Ref, set[str]]] = {kind: {} for kind in CHILD_KINDS}
+        self._tombstones: dict[str, dict[Ref, tuple[int, float]]] = {kind: {} for kind in KINDS}
+        self._listed: dict[tuple[str, str], float] = {}  # (kind, namespace) -> when it was last listed
+        self._last_initial: dict[str, float] = {}
+        self.relists = 0  # watch listings noticed after the first one of each kind
+        self.events: Counter[str] = Counter()  # watch events received, by kind
+
+    # -- what arrives --------------------------------------------------------------------------------------
+    def seen(self, kind: str, event_type: str | None, obj: JSON) -> None:
+        """A watch event: kopf's type None for an object of a (re)listing, ADDED, MODIFIED or DELETED."""
+        if kind not in KINDS:
+            return
+        with self._lock:
+            self.events[kind] += 1
+            if event_type is None:
+                self._listing(kind)
+            if event_type == "DELETED":
+                self._remove(kind, _ref(obj), resource_version(obj))
+            else:
+                self._put(kind, obj)
+
+    def answered(self, obj: JSON | None) -> None:
+        """The API server's answer to a write or a GET: the object as it now is."""
+        kind = (obj or {}).get("kind")
+        if obj and kind in KINDS:
+            with self._lock:
+                self._put(str(kind), obj)
+
+    def deleted(self, kind: str, namespace: str, name: str) -> None:
+        """The operator deleted it (in the background: it is gone at once, only its dependents linger)."""
+        if kind in KINDS:
+            with self._lock:
+                ref = (namespace, name)
+                self._remove(kind, ref, resource_version(self._objects[kind].get(ref) or {}))
+
+    def listed(self, kind: str, namespace: str, items: Iterable[JSON], list_version: str) -> None:
+        """A LIST of every object of a kind the operator made in a namespace, at the list's resourceVersion.
+        What the cache holds beyond it is dropped, unless a newer event brought it after the list was cut."""
+        at = int(list_version) if str(list_version).isdigit() else -1
+        with self._lock:
+            fresh = {(namespace, str(item["metadata"]["name"])) for item in items}
+            for item in items:
+                self._put(kind, {**item, "metadata": {**item["metadata"], "namespace": namespace}})
+            for ref, obj in list(self._objects[kind].items()):
+                if ref[0] == namespace and ref not in fresh and resource_version(obj) <= at:
+                    self._remove(kind, ref, resource_version(obj))
+            self._listed[kind, namespace] = self._clock()
+
+    # -- what a reconcile reads ------------------------------------------------------------------------------
+    def known(self, kind: str, namespace: str) -> bool:
+        """Does the cache hold every object of this kind the operator made in this namespace?"""
+        with self._lock:
+            at = self._listed.get((kind, namespace))
+            return at is not None and self._clock() - at < RESYNC_SECONDS
+
+    def owned(self, kind: str, namespace: str, md: str) -> list[JSON] | None:
+        """The objects of a kind one ModelDeployment owns; None when the cache cannot tell (not listed yet)."""
+        if not self.known(kind, namespace):
+            return None
+        with self._lock:
+            objects = self._objects[kind]
+            return [objects[(namespace, n)] for n in sorted(self._by_owner[kind].get((namespace, md), ()))]
+
+    def get(self, kind: str, namespace: str, name: str) -> tuple[bool, JSON | None]:
+        """(True, the object) or (True, None) when the cache knows, (False, None) when it must be asked for.
+        It knows an object it holds and one it saw deleted; of anything else it cannot say it does not exist."""
+        with self._lock:
+            obj = self._objects.get(kind, {}).get((namespace, name))
+            if obj is not None:
+                return True, obj
+            return (namespace, name) in self._tombstones.get(kind, {}), None
+
+    def __len__(self) -> int:
+        with self._lock:
+            return sum(len(objects) for objects in self._objects.values())
+
+    # -- under the lock ----------------------------------------------------------------------------------------
+    def _listing(self, kind: str) -> None:
+        now = self._clock()
+        last = self._last_initial.get(kind)
+        if last is None or now - last > LISTING_GAP_SECONDS:
+            # A new listing: deletions in a gap before it never arrive, so the kind is listed again on demand.
+            if last is not None:
+                self.relists += 1
+            for key in [k for k in self._listed if k[0] == kind]:
+                del self._listed[key]
+        self._last_initial[kind] = now
+
+    def _put(self, kind: str, obj: JSON) -> None:
+        ref, version = _ref(obj), resource_version(obj)
+        tomb = self._tombstones[kind].get(ref)
+        if tomb is not None:
+            if version <= tomb[0]:
+                return  # an older view of an object already deleted
+            del self._tombstones[kind][ref]  # created again under the same name
+        old = self._objects[kind].get(ref)
+        if old is not None and resource_version(old) > version:
+            return  # a late event or answer: the cache already holds a newer view
+        self._objects[kind][ref] = slim(kind, obj)
+        if kind in CHILD_KINDS:
+            if old is not None and _owner(old) != _owner(obj):
+                self._unindex(kind, ref, _owner(old))
+            self._by_owner[kind].setdefault((ref[0], _owner(obj)), set()).add(ref[1])
+
+    def _remove(self, kind: str, ref: Ref, version: int) -> None:
+        old = self._objects[kind].pop(ref, None)
+        if old is not None and kind in CHILD_KINDS:
+            self._unindex(kind, ref, _owner(old))
+        now = self._clock()
+        self._tombstones[kind][ref] = (max(version, resource_version(old or {})), now)
+        for other, (_, when) in list(self._tombstones[kind].items()):
+            if now - when > TOMBSTONE_SECONDS:
+                del self._tombstones[kind][other]
+
+    def _unindex(self, kind: str, ref: Ref, owner: str) -> None:
+        members = self._by_owner[kind].get((ref[0], owner))
+        if members is not None:
+            members.discard(ref[1])
+            if not members:
+                del self._by_owner[kind][(ref[0], owner)]

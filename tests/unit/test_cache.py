@@ -1,0 +1,174 @@
+"""The watch-fed cache: views only move forward, deletions stick, and what it cannot know it says it does not."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modeldeploy.api import names
+from modeldeploy.k8s.cache import LISTING_GAP_SECONDS, RESYNC_SECONDS, TOMBSTONE_SECONDS, Cache, slim
+
+NS = "team-a"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def obj(name: str, rv: int, owner: str = "fraud", kind: str = "Deployment", **extra: Any) -> dict[str, Any]:
+    return {"kind": kind, "metadata": {"name": name, "namespace": NS, "resourceVersion": str(rv),
+                                       "labels": {names.LABEL_MD: owner}, "managedFields": [{"manager": "x"}]},
+            **extra}
+
+
+def versions(found: list[dict[str, Any]] | None) -> dict[str, str] | None:
+    return None if found is None else {o["metadata"]["name"]: o["metadata"]["resourceVersion"] for o in found}
+
+
+def listed_cache(*items: dict[str, Any], at: int = 100) -> tuple[Cache, Clock]:
+    clock = Clock()
+    cache = Cache(clock)
+    cache.listed("Deployment", NS, list(items), str(at))
+    return cache, clock
+
+
+def test_children_are_unknown_until_their_kind_is_listed_in_the_namespace():
+    cache = Cache(Clock())
+    cache.seen("Deployment", "ADDED", obj("fraud-1", 5))
+    assert cache.owned("Deployment", NS, "fraud") is None  # an event is not the whole namespace
+    cache.listed("Deployment", NS, [obj("fraud-1", 5)], "10")
+    assert versions(cache.owned("Deployment", NS, "fraud")) == {"fraud-1": "5"}
+    assert cache.owned("Deployment", "team-b", "fraud") is None
+    assert cache.owned("Service", NS, "fraud") is None
+
+
+def test_children_are_found_by_their_model_deployment():
+    cache, _ = listed_cache(obj("fraud-1", 5), obj("fraud-2", 6), obj("churn-1", 7, owner="churn"))
+    assert versions(cache.owned("Deployment", NS, "fraud")) == {"fraud-1": "5", "fraud-2": "6"}
+    assert versions(cache.owned("Deployment", NS, "churn")) == {"churn-1": "7"}
+    assert cache.owned("Deployment", NS, "other") == []
+    # An object whose owner label changes moves with it
+    cache.seen("Deployment", "MODIFIED", obj("fraud-2", 8, owner="churn"))
+    assert versions(cache.owned("Deployment", NS, "fraud")) == {"fraud-1": "5"}
+    assert versions(cache.owned("Deployment", NS, "churn")) == {"churn-1": "7", "fraud-2": "8"}
+
+
+def test_a_view_is_replaced_only_by_a_newer_one():
+    cache, _ = listed_cache(obj("fraud-1", 5))
+    cache.answered(obj("fraud-1", 9))  # the operator's own write
+    cache.seen("Deployment", "MODIFIED", obj("fraud-1", 7))  # an event from before that write, late
+    assert versions(cache.owned("Deployment", NS, "fraud")) == {"fraud-1": "9"}
+    cache.seen("Deployment", "MODIFIED", obj("fraud-1", 12))
+    assert versions(cache.owned("Deployment", NS, "fraud")) == {"fraud-1": "12"}
+    # Numbers, not strings: "10" is newer than "9"
+    cache.answered(obj("fraud-1", 100))
+    cache.answered(obj("fraud-1", 99))
+    assert versions(cache.owned("Deployment", NS, "fraud")) == {"fraud-1": "100"}
+
+
+def test_a_deletion_sticks_against_late_views_until_the_name_is_created_again():
+    cache, clock = listed_cache(obj("fraud-1", 5))
+    cache.seen("Deployment", "DELETED", obj("fraud-1", 8))
+    assert cache.owned("Deployment", NS, "fraud") == []
+    cache.answered(obj("fraud-1", 7))  # a write's answer that was in flight
+    cache.seen("Deployment", "MODIFIED", obj("fraud-1", 8))
+    assert cache.owned("Deployment", NS, "fraud") == []
+    assert cache.get("Deployment", NS, "fraud-1") == (True, None)  # known to be gone
+    cache.seen("Deployment", "ADDED", obj("fraud-1", 20))  # created again
+    assert versions(cache.owned("Deployment", NS, "fraud")) == {"fraud-1": "20"}
+    # The operator's own delete, too
+    cache.deleted("Deployment", NS, "fraud-1")
+    cache.seen("Deployment", "MODIFIED", obj("fraud-1", 20))
+    assert cache.owned("Deployment", NS, "fraud") == []
+    # Tombstones do not live for ever
+    clock.now += TOMBSTONE_SECONDS + 1
+    cache.deleted("Deployment", NS, "other")  # tombstones are swept when another is laid
+    assert cache.get("Deployment", NS, "fraud-1") == (False, None)
+
+
+def test_a_list_drops_what_was_deleted_unseen_and_keeps_what_came_after_it():
+    cache, _ = listed_cache(obj("fraud-1", 5), obj("fraud-2", 6), at=10)
+    cache.seen("Deployment", "ADDED", obj("fraud-3", 30))  # created after the next list was cut
+    cache.listed("Deployment", NS, [obj("fraud-1", 5)], "20")  # fraud-2 was deleted in a gap
+    assert versions(cache.owned("Deployment", NS, "fraud")) == {"fraud-1": "5", "fraud-3": "30"}
+    # Other namespaces are left alone
+    other = {**obj("fraud-9", 4), "metadata": {**obj("fraud-9", 4)["metadata"], "namespace": "team-b"}}
+    cache.seen("Deployment", "ADDED", other)
+    cache.listed("Deployment", NS, [], "40")
+    assert cache.owned("Deployment", NS, "fraud") == []
+    cache.listed("Deployment", "team-b", [], "3")  # older than the event: kept
+    assert versions(cache.owned("Deployment", "team-b", "fraud")) == {"fraud-9": "4"}
+
+
+def test_a_new_watch_listing_makes_the_kind_unknown_until_it_is_listed_again():
+    cache, clock = listed_cache(obj("fraud-1", 5))
+    cache.listed("Service", NS, [], "5")
+    cache.seen("Deployment", None, obj("fraud-1", 5))  # the watch's first listing
+    assert cache.owned("Deployment", NS, "fraud") is None
+    cache.listed("Deployment", NS, [obj("fraud-1", 5)], "11")
+    clock.now += 1
+    cache.seen("Deployment", None, obj("fraud-2", 6))  # the same listing, still going
+    assert cache.owned("Deployment", NS, "fraud") is not None
+    assert cache.relists == 0
+    clock.now += LISTING_GAP_SECONDS + 1
+    cache.seen("Deployment", None, obj("fraud-1", 5))  # the watch broke and listed anew
+    assert cache.owned("Deployment", NS, "fraud") is None
+    assert cache.relists == 1
+    assert cache.owned("Service", NS, "fraud") == []  # other kinds keep what they know
+
+
+def test_every_kind_is_listed_again_after_the_resync_period():
+    cache, clock = listed_cache(obj("fraud-1", 5))
+    clock.now += RESYNC_SECONDS - 1
+    assert cache.owned("Deployment", NS, "fraud") is not None
+    clock.now += 2
+    assert cache.owned("Deployment", NS, "fraud") is None
+
+
+def test_objects_found_by_name_are_known_once_seen():
+    cache = Cache(Clock())
+    md = obj("fraud", 3, kind=names.KIND, spec={"replicas": 2})
+    assert cache.get(names.KIND, NS, "fraud") == (False, None)  # never seen: ask the API server
+    cache.seen(names.KIND, None, md)
+    known, got = cache.get(names.KIND, NS, "fraud")
+    assert known and got is not None and got["spec"] == {"replicas": 2}
+    provider = {"kind": names.PROVIDER_KIND, "metadata": {"name": "prom", "resourceVersion": "4"}}
+    cache.seen(names.PROVIDER_KIND, "ADDED", provider)
+    assert cache.get(names.PROVIDER_KIND, "", "prom")[0]
+    cache.seen(names.KIND, "DELETED", md)
+    assert cache.get(names.KIND, NS, "fraud") == (True, None)
+
+
+def test_only_the_kinds_it_keeps_and_only_what_the_reconcile_needs():
+    cache = Cache(Clock())
+    cache.answered({"kind": "Event", "metadata": {"name": "e", "namespace": NS, "resourceVersion": "1"}})
+    cache.seen("Secret", "ADDED", obj("token", 1, kind="Secret"))
+    assert len(cache) == 0
+    pod = obj("fraud-1-abc", 5, kind="Pod", spec={"containers": [{"name": "x"}]}, status={"phase": "Running"})
+    assert slim("Pod", pod) == {"metadata": {k: v for k, v in pod["metadata"].items() if k != "managedFields"},
+                                "status": {"phase": "Running"}}
+    dep = obj("fraud-1", 5, spec={"replicas": 2})
+    assert slim("Deployment", dep)["spec"] == {"replicas": 2}
+    assert "managedFields" not in slim("Deployment", dep)["metadata"]
+    assert "managedFields" in dep["metadata"]  # the event's own object is left as it was
+
+
+def test_ready_endpoints_are_counted_per_service_and_revision_across_slices():
+    from modeldeploy.reconcile.observe import ready_endpoints
+
+    def endpoint_slice(service: str, *pods: tuple[str, bool | None]) -> dict[str, Any]:
+        return {"metadata": {"labels": {"kubernetes.io/service-name": service}},
+                "endpoints": [{"conditions": {} if r is None else {"ready": r}, "targetRef": {"kind": "Pod", "name": p}}
+                              for p, r in pods]}
+
+    counted = ready_endpoints("fraud", [
+        endpoint_slice("fraud", ("fraud-r1-abc-1", True), ("fraud-r2-def-1", True), ("fraud-r2-def-2", False)),
+        endpoint_slice("fraud", ("fraud-r20-x-1", True), ("fraud-r2-def-3", None), ("other-r2-y-1", True)),
+        endpoint_slice("fraud-canary", ("fraud-r1-abc-1", True)), {"metadata": {}}])
+    # The canary Service still on stable's pods has no Ready canary endpoint yet
+    assert counted == {"fraud": {1: 1, 2: 1, 20: 1}, "fraud-canary": {1: 1}}
+    slimmed = slim("EndpointSlice", {**endpoint_slice("fraud", ("fraud-r3-a-1", True)), "ports": [{"port": 80}]})
+    assert ready_endpoints("fraud", [slimmed]) == {"fraud": {3: 1}} and "ports" not in slimmed
