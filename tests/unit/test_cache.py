@@ -172,3 +172,23 @@ def test_ready_endpoints_are_counted_per_service_and_revision_across_slices():
     assert counted == {"fraud": {1: 1, 2: 1, 20: 1}, "fraud-canary": {1: 1}}
     slimmed = slim("EndpointSlice", {**endpoint_slice("fraud", ("fraud-r3-a-1", True)), "ports": [{"port": 80}]})
     assert ready_endpoints("fraud", [slimmed]) == {"fraud": {3: 1}} and "ports" not in slimmed
+
+
+def test_an_event_is_news_and_a_listed_object_only_when_it_changed_unwatched():
+    cache = Cache(Clock())
+    assert cache.seen("Deployment", "MODIFIED", obj("fraud-1", 5))
+    assert cache.seen("Deployment", "DELETED", obj("fraud-2", 5))
+    assert not cache.seen("Deployment", None, obj("fraud-3", 5))  # first learnt of in a listing (as at start)
+    assert not cache.seen("Deployment", None, obj("fraud-1", 5))  # listed as it was
+    assert cache.seen("Deployment", None, obj("fraud-1", 9))  # changed while the watch was down
+    assert not cache.seen("Deployment", None, obj("fraud-1", 7))  # an older view: nothing new
+    assert not cache.seen("Secret", "ADDED", obj("token", 1, kind="Secret"))
+
+
+def test_a_reader_gets_its_own_copy():
+    cache, _ = listed_cache(obj("fraud-1", 5, spec={"replicas": 2}))
+    mine = cache.owned("Deployment", NS, "fraud")
+    assert mine is not None
+    mine[0]["spec"]["replicas"] = 9
+    again = cache.owned("Deployment", NS, "fraud")
+    assert again is not None and again[0]["spec"]["replicas"] == 2

@@ -140,9 +140,11 @@ def _child_handler(group: str, version: str, plural: str) -> None:
     @kopf.on.event(group, version, plural, labels=MANAGED, id=f"child-{plural}")
     async def child_changed(event: Mapping[str, Any], namespace: str | None, labels: Mapping[str, str], memo: Any,
                             **_: Any) -> None:
-        memo.cache.seen(KIND_OF[plural], event.get("type"), event.get("object") or {})  # before the reconcile reads
+        # Into the cache before the reconcile reads it. An object a watch lists is news only if it changed while
+        # the watch was down: at start, each ModelDeployment's own resume reconciles it once.
+        news = memo.cache.seen(KIND_OF[plural], event.get("type"), event.get("object") or {})
         owner = labels.get(names.LABEL_MD)
-        if owner and namespace:
+        if owner and namespace and news:
             await memo.queue.trigger(namespace, owner)
 
 
@@ -154,10 +156,10 @@ for _group, _version, _plural in CHILDREN:
 async def pod_changed(event: Mapping[str, Any], uid: str | None, namespace: str | None, labels: Mapping[str, str],
                       memo: Any, **_: Any) -> None:
     # Only a restart or a pod gone counts (see handlers/restarts.py); readiness arrives with the Deployment's status.
-    memo.cache.seen("Pod", event.get("type"), event.get("object") or {})
+    news = memo.cache.seen("Pod", event.get("type"), event.get("object") or {})
     owner = labels.get(names.LABEL_MD)
     if uid and memo.restarts.matters(uid, event.get("type"), pod_restarts(event.get("object") or {})) and owner \
-            and namespace:
+            and namespace and news:
         await memo.queue.trigger(namespace, owner)
 
 
@@ -166,9 +168,9 @@ async def endpoints_changed(event: Mapping[str, Any], namespace: str | None, lab
                             **_: Any) -> None:
     # The Services' EndpointSlices carry the Services' labels. Only the canary Service's wake a reconcile: a
     # pre-traffic analysis waits for its Ready endpoints; the rest is read when something else wakes it.
-    memo.cache.seen("EndpointSlice", event.get("type"), event.get("object") or {})
+    news = memo.cache.seen("EndpointSlice", event.get("type"), event.get("object") or {})
     owner = labels.get(names.LABEL_MD)
-    if owner and namespace and labels.get("kubernetes.io/service-name") == f"{owner}-canary":
+    if owner and namespace and news and labels.get("kubernetes.io/service-name") == f"{owner}-canary":
         await memo.queue.trigger(namespace, owner)
 
 

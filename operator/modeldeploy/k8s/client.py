@@ -79,7 +79,7 @@ class Kube:
 
     # -- reads ----------------------------------------------------------------
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> JSON | None:
-        """One object, or None when it does not exist. From the cache (read-only!) when it knows."""
+        """One object, or None when it does not exist. From the cache when it knows (a copy of its own)."""
         if self.cache is not None and kind in KINDS:
             known, cached = self.cache.get(kind, namespace, name)
             if known:
@@ -101,7 +101,7 @@ class Kube:
         return items
 
     def owned(self, api_version: str, kind: str, namespace: str, md: str) -> list[JSON]:
-        """The objects of a kind that the operator made for one ModelDeployment (read-only when cached).
+        """The objects of a kind that the operator made for one ModelDeployment (copies, when cached).
         With a cache that does not know the kind in this namespace yet, one LIST of everything the operator
         made of that kind there teaches it, for this ModelDeployment and every other one in the namespace."""
         if self.cache is None or kind not in CHILD_KINDS:
