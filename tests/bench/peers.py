@@ -34,6 +34,9 @@ import proc  # noqa: E402
 from conftest import Cluster, OperatorProcess, _localcluster  # noqa: E402
 
 N = int(os.environ.get("BENCH_PEERS_N", "200"))
+# Extra `modeldeploy run` flags (e.g. "--kube-qps 100"), and which sides to run ("argo", "modeldeploy" or both).
+OPERATOR_ARGS = os.environ.get("BENCH_PEERS_OPERATOR_ARGS", "").split()
+SIDES = os.environ.get("BENCH_PEERS_SIDES", "argo,modeldeploy").split(",")
 ROOT = TESTS.parent
 SYSTEM, SERVICE_ACCOUNT, FLOW_SCHEMA = "modeldeploy-system", "modeldeploy", "bench-modeldeploy"
 GROUP, VERSION, PLURAL = "modeldeploy.dev", "v1alpha1", "modeldeployments"
@@ -61,7 +64,7 @@ class Operator:
         self.workdir = Path(tempfile.mkdtemp(prefix="modeldeploy-bench-"))
         kubeconfig = argo._token_kubeconfig(argo.KUBECONFIG, token, namespace, self.workdir / "kubeconfig")
         self.before = argo.requests(FLOW_SCHEMA)
-        self.process = OperatorProcess(cluster, namespace, ["--own-namespace", SYSTEM], tag="peers",
+        self.process = OperatorProcess(cluster, namespace, ["--own-namespace", SYSTEM, *OPERATOR_ARGS], tag="peers",
                                        kubeconfig=kubeconfig)
         self.process.start()
 
@@ -137,6 +140,11 @@ ROWS = [("create: all Healthy", "create_healthy_s", "s"), ("create: pods converg
 
 
 def report(ours: dict[str, float], theirs: dict[str, float]) -> None:
+    for name, side in (("modeldeploy", ours), ("Argo Rollouts", theirs)):
+        for phase in ("create", "update"):
+            verbs = {k.rsplit("_", 1)[1]: int(v) for k, v in side.items() if k.startswith(f"{phase}_requests_") and v}
+            if verbs:
+                print(f"{name} requests by verb, {phase}: {verbs}")
     for side in (ours, theirs):
         side["reads"] = sum(side.get(f"{p}_requests_{v}", 0) for p in ("create", "update") for v in ("get", "list"))
     print(f"{'':<44} {'modeldeploy':>12} {'Argo Rollouts':>14} {'ratio':>7}")
@@ -158,18 +166,24 @@ def main() -> None:
     print(f"bench-peers: {N} objects of 2 replicas, canary setWeight 50 / pause 2s, on the local control plane "
           f"({os.cpu_count()} CPUs); Argo Rollouts first, then modeldeploy", flush=True)
     ctl = None
-    try:
-        namespace = f"bench-argo-{tag}"
-        ctl = argo.start(argo.KUBECONFIG, namespace)
-        theirs = argo.run(namespace, N, ctl)
-    finally:
-        if ctl is not None:
-            ctl.stop()
-        argo.kubectl("delete", "namespace", f"bench-argo-{tag}", "--timeout=300s", check=False, timeout=330)
-        argo.uninstall()
-    print("Argo Rollouts done", flush=True)
-    ours = _modeldeploy(cluster, f"bench-md-{tag}", N)
-    report(ours, theirs)
+    theirs: dict[str, float] = {}
+    ours: dict[str, float] = {}
+    if "argo" in SIDES:
+        try:
+            namespace = f"bench-argo-{tag}"
+            ctl = argo.start(argo.KUBECONFIG, namespace)
+            theirs = argo.run(namespace, N, ctl)
+        finally:
+            if ctl is not None:
+                ctl.stop()
+            argo.kubectl("delete", "namespace", f"bench-argo-{tag}", "--timeout=300s", check=False, timeout=330)
+            argo.uninstall()
+        print("Argo Rollouts: " + ", ".join(f"{k} {v:.1f}" for k, v in theirs.items()), flush=True)
+    if "modeldeploy" in SIDES:
+        ours = _modeldeploy(cluster, f"bench-md-{tag}", N)
+        print("modeldeploy: " + ", ".join(f"{k} {v:.1f}" for k, v in ours.items()), flush=True)
+    if ours and theirs:
+        report(ours, theirs)
 
 
 if __name__ == "__main__":
