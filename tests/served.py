@@ -9,14 +9,16 @@ from typing import Any
 from kubernetes import client
 
 
-def ready_endpoints(discovery: client.DiscoveryV1Api, namespace: str, service: str) -> int:
-    """Ready endpoints behind a Service, counted once per pod over all its EndpointSlices."""
+def ready_endpoints(discovery: client.DiscoveryV1Api, namespace: str, service: str, pods_named: str = "") -> int:
+    """Ready endpoints behind a Service, counted once per pod over all its EndpointSlices; with `pods_named`,
+    only pods whose names start so (e.g. `fraud-r2-`: one revision's pods)."""
     slices = discovery.list_namespaced_endpoint_slice(namespace, label_selector=f"kubernetes.io/service-name={service}")
     pods = set()
     for eps in slices.items:
         for ep in eps.endpoints or []:
-            if ep.conditions is not None and ep.conditions.ready:
-                pods.add(ep.target_ref.name if ep.target_ref else tuple(ep.addresses))
+            name = ep.target_ref.name if ep.target_ref else ""
+            if ep.conditions is not None and ep.conditions.ready and name.startswith(pods_named):
+                pods.add(name or tuple(ep.addresses))
     return len(pods)
 
 

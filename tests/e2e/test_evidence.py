@@ -65,13 +65,26 @@ def test_a_pre_traffic_analysis_judges_ready_canary_pods_that_get_no_traffic(clu
     route["metadata"]["namespace"] = namespace
     cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(route))
     routing = {"gatewayAPI": {"httpRoute": "fraud-route"}}
-    hook = webhooks(200)
+    api = cluster.api_client()
+    discovery = client.DiscoveryV1Api(api)
+    # What was served the moment the first run of revision 2 arrived: read by the webhook itself, before it answers
+    at_judgment: list[tuple[int, int]] = []  # (route weight of the canary, Ready revision-2 pods behind -canary)
+
+    def answer(asked: dict[str, Any]) -> int:
+        if asked.get("revision") == "2" and not at_judgment:
+            ready = ready_endpoints(discovery, namespace, f"{MD}-canary", f"{MD}-r2-")  # first: it can only grow
+            weight = route_weights(get(cluster, namespace, "httproute", "fraud-route"), "httproute").get(
+                f"{MD}-canary", 0)
+            at_judgment.append((weight, ready))
+        return 200
+
+    hook = webhooks(answer)
     # Given a canary whose first step is an analysis step, on a Gateway API route
     steps = [{"analysis": {}}, {"setWeight": 50}, {"pause": {"duration": "2s"}}]
     apply(cluster, body(namespace, "1", steps, hook.url(), trafficRouting=routing))
     wait_phase(cluster, namespace, "Healthy", stableRevision=1)
-    api = cluster.api_client()
-    discovery = client.DiscoveryV1Api(api)
+    sampling = cluster.api_client()
+    discovery_sampled = client.DiscoveryV1Api(sampling)
     # When revision 2 rolls out, the route's canary weight and the canary's Ready pods are sampled
     apply(cluster, body(namespace, "2", steps, hook.url(), trafficRouting=routing))
     samples: list[tuple[float, int, int]] = []  # (time, route weight, Ready canary endpoints)
@@ -80,11 +93,11 @@ def test_a_pre_traffic_analysis_judges_ready_canary_pods_that_get_no_traffic(clu
         while status(cluster, namespace).get("stableRevision") != 2:
             weight = route_weights(get(cluster, namespace, "httproute", "fraud-route"), "httproute").get(
                 f"{MD}-canary", 0)
-            samples.append((time.monotonic(), weight, ready_endpoints(discovery, namespace, f"{MD}-canary")))
+            samples.append((time.monotonic(), weight, ready_endpoints(discovery_sampled, namespace, f"{MD}-canary")))
             assert time.monotonic() < deadline, f"rollout did not finish; samples {samples[-5:]}"
             time.sleep(0.1)
     finally:
-        api.close()
+        sampling.close()
     judged = hook.for_revision(2)
     assert judged, "revision 2 was never judged"
     first_traffic = next((t for t, w, _ in samples if w > 0), None)
@@ -92,9 +105,10 @@ def test_a_pre_traffic_analysis_judges_ready_canary_pods_that_get_no_traffic(clu
     # Then it was judged before it got any traffic ...
     assert judged[0].at < first_traffic, (judged[0].at, first_traffic)
     assert judged[0].json()["canary_weight"] == "0", judged[0].json()
-    # ... while its pods were Ready behind the canary Service and the route gave it nothing
-    before = [(w, n) for t, w, n in samples if t <= judged[0].at]
-    assert before and all(w == 0 for w, _ in before), before
-    assert before[-1][1] >= 1, before
+    # ... while its own pods were Ready behind the canary Service and the route gave it nothing
+    api.close()
+    assert at_judgment and at_judgment[0][0] == 0 and at_judgment[0][1] >= 1, at_judgment
+    before = [w for t, w, _ in samples if t <= judged[0].at]
+    assert all(w == 0 for w in before), before
     # ... and it took the step weight only after it passed
     assert 50 in [w for _, w, _ in samples], sorted({w for _, w, _ in samples})

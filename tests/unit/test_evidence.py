@@ -133,3 +133,19 @@ def test_a_pre_traffic_analysis_step_runs_canary_pods_at_weight_zero_on_a_mesh()
 def test_the_replicas_router_refuses_a_pre_traffic_analysis_step() -> None:
     p = rollout.plan(raw(PRE_TRAFFIC), canary(0, 0), observed(ready(1, 4), revisions=(record(1, "7"),)), SETTINGS)
     assert p.status.phase == Phase.FAILED and "trafficRouting" in (p.status.message or "")
+
+
+def test_a_pre_traffic_run_counts_only_canary_pods_ready_behind_the_canary_service():
+    from modeldeploy.desired.analysis import ready_behind_canary
+    from planning import observed, ready, starting
+
+    deployments = (ready(1, 4), ready(2, 2))
+    # The Deployment counts 2 Ready, but the -canary Service still holds only the stable pods
+    assert ready_behind_canary(observed(*deployments, ready_endpoints={"fraud-canary": {1: 4}}), 2) == 0
+    # One canary pod has reached the Service so far
+    assert ready_behind_canary(observed(*deployments, ready_endpoints={"fraud-canary": {2: 1, 1: 4}}), 2) == 1
+    # The Service is ahead of a Deployment status that has not caught up: the lower of the two
+    assert ready_behind_canary(observed(ready(1, 4), starting(2, 2, ready=1),
+                                        ready_endpoints={"fraud-canary": {2: 2}}), 2) == 1
+    assert ready_behind_canary(observed(*deployments, ready_endpoints={"fraud": {2: 2}}), 2) == 0  # another Service
+    assert ready_behind_canary(observed(*deployments, ready_endpoints={"fraud-canary": {2: 2}}), None) == 0

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from modeldeploy.api.spec import ModelDeploymentSpec, parse_duration
 from modeldeploy.api.status import AnalysisStatus, Measurement, ModelDeploymentStatus, Phase, Verdict
 from modeldeploy.desired.clock import parse_timestamp, timestamp
+from modeldeploy.desired.facts import Observed
 from modeldeploy.desired.judge import run_verdict
 
 
@@ -26,6 +27,17 @@ def analysis_due_at(spec: ModelDeploymentSpec, analysis: AnalysisStatus | None,
         return None
     last = parse_timestamp(analysis.last_run_at) if analysis else None
     return (last or started) + timedelta(seconds=parse_duration(block.interval))
+
+
+def ready_behind_canary(observed: Observed, revision: int | None) -> int:
+    """The canary's pods that are Ready and behind the `-canary` Service. A pre-traffic run sent as soon as the
+    Deployment counts its pods Ready could find the Service without them: its EndpointSlices trail by a moment
+    (another controller writes them), and between rollouts they hold the stable pods."""
+    if revision is None:
+        return 0
+    canary = observed.deployments.get(revision)
+    behind = observed.ready_endpoints.get(f"{observed.name}-canary", {}).get(revision, 0)
+    return min(canary.ready_replicas if canary else 0, behind)
 
 
 def analysis_due(raw_spec: dict[str, Any], status: ModelDeploymentStatus, now: datetime,

@@ -19,6 +19,7 @@ from modeldeploy.api.spec import ModelDeploymentSpec
 from modeldeploy.api.status import Measurement, ModelDeploymentStatus
 from modeldeploy.desired import rollout
 from modeldeploy.desired.actions import Traffic
+from modeldeploy.desired.analysis import ready_behind_canary
 from modeldeploy.desired.drift import needs_apply
 from modeldeploy.desired.facts import Observed
 from modeldeploy.desired.settings import Settings
@@ -153,28 +154,24 @@ def measure(kube: Kube, observed: Observed, spec: JSON, old: ModelDeploymentStat
     happens off this thread (see reconcile/runs.py), so slow endpoints never hold a reconcile."""
     key = (observed.namespace, observed.name)
     done = runs.take(key)
-    if done is None and not runs.running(key):
-        canary = observed.deployments.get(old.canary_revision) if old.canary_revision is not None else None
-        # Pods Ready behind the canary Service: a pre-traffic run sent as the Deployment counts them Ready could
-        # find the Service without endpoints yet, so it waits for both.
-        behind = observed.ready_endpoints.get(f"{observed.name}-canary", {}).get(old.canary_revision or 0, 0)
-        ready = min(canary.ready_replicas if canary else 0, behind)
-        if rollout.analysis_due(spec, old, observed.now, ready):
-            parsed = ModelDeploymentSpec.model_validate(spec)
-            assert parsed.rollout.analysis is not None and old.canary_revision is not None
-            context = RunContext(name=observed.name, namespace=observed.namespace, revision=old.canary_revision,
-                                 stable_revision=old.stable_revision or 0, canary_weight=old.canary_weight or 0,
-                                 model_version=parsed.model.version)
-            metrics = parsed.rollout.analysis.metrics or []
+    # A pre-traffic run waits for the canary's pods behind its Service, not only for the Deployment to count them.
+    if done is None and not runs.running(key) and rollout.analysis_due(
+            spec, old, observed.now, ready_behind_canary(observed, old.canary_revision)):
+        parsed = ModelDeploymentSpec.model_validate(spec)
+        assert parsed.rollout.analysis is not None and old.canary_revision is not None
+        context = RunContext(name=observed.name, namespace=observed.namespace, revision=old.canary_revision,
+                             stable_revision=old.stable_revision or 0, canary_weight=old.canary_weight or 0,
+                             model_version=parsed.model.version)
+        metrics = parsed.rollout.analysis.metrics or []
 
-            def run() -> tuple[Measurement, ...]:
-                measurements = providers.run(metrics, context, endpoints.targets(kube, metrics, context, settings))
-                log.info("%s/%s analysis of revision %d: %s", context.namespace, context.name, context.revision,
-                         ", ".join(f"{m.metric}={m.value} {m.verdict.value}" for m in measurements))
-                return measurements
+        def run() -> tuple[Measurement, ...]:
+            measurements = providers.run(metrics, context, endpoints.targets(kube, metrics, context, settings))
+            log.info("%s/%s analysis of revision %d: %s", context.namespace, context.name, context.revision,
+                     ", ".join(f"{m.metric}={m.value} {m.verdict.value}" for m in measurements))
+            return measurements
 
-            runs.start(key, old.canary_revision, observed.now, run)
-            done = runs.take(key)  # there already when runs are taken inline
+        runs.start(key, old.canary_revision, observed.now, run)
+        done = runs.take(key)  # there already when runs are taken inline
     if done is None:
         return observed
     return replace(observed, measurements=done.measurements, measured_revision=done.revision,
