@@ -33,7 +33,7 @@ CHILDREN = [("apps", "v1", "deployments"), ("", "v1", "services"),
 POD = ("", "v1", "pods")
 ENDPOINT_SLICE = ("discovery.k8s.io", "v1", "endpointslices")
 KIND_OF = {"deployments": "Deployment", "services": "Service", "horizontalpodautoscalers": "HorizontalPodAutoscaler",
-           "poddisruptionbudgets": "PodDisruptionBudget", "controllerrevisions": "ControllerRevision", "pods": "Pod"}
+           "poddisruptionbudgets": "PodDisruptionBudget", "controllerrevisions": "ControllerRevision"}
 
 
 def make_memo(kube: Kube, settings: Settings, peering: Peering | None = None,
