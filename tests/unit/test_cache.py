@@ -192,3 +192,14 @@ def test_a_reader_gets_its_own_copy():
     mine[0]["spec"]["replicas"] = 9
     again = cache.owned("Deployment", NS, "fraud")
     assert again is not None and again[0]["spec"]["replicas"] == 2
+
+
+def test_the_client_service_selects_one_revision_or_every_one():
+    from modeldeploy.reconcile.observe import client_selects
+
+    def svc(name: str, **selector: str) -> dict:
+        return {"metadata": {"name": name}, "spec": {"selector": {"modeldeploy.dev/name": "fraud", **selector}}}
+
+    assert client_selects("fraud", [svc("fraud-stable", **{"modeldeploy.dev/revision": "3"}), svc("fraud")]) is None
+    assert client_selects("fraud", [svc("fraud", **{"modeldeploy.dev/revision": "3"})]) == 3
+    assert client_selects("fraud", []) is None

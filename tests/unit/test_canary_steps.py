@@ -9,11 +9,25 @@ from typing import Any
 
 import pytest
 
+from modeldeploy.api import names
 from modeldeploy.api.status import AnalysisStatus, Measurement, ModelDeploymentStatus, Phase, Verdict
 from modeldeploy.desired import rollout
 from modeldeploy.desired.analysis import analysis_due, number
 from modeldeploy.desired.validity import ready_reason
-from planning import NOW, PROGRESSING, SETTINGS, STABLE, observed, ready, record, replicas, spec, starting, status
+from planning import (
+    NOW,
+    PROGRESSING,
+    SETTINGS,
+    STABLE,
+    manifests,
+    observed,
+    ready,
+    record,
+    replicas,
+    spec,
+    starting,
+    status,
+)
 
 ANALYSIS = {"interval": "10s", "failureLimit": 2, "inconclusiveLimit": 5, "metrics": [
     {"name": "errors", "prometheus": {"address": "http://prom:9090", "query": "q"}, "thresholdRange": {"max": 0.05}}]}
@@ -94,6 +108,34 @@ def test_the_replicas_router_reports_the_share_of_ready_pods(stable: int, canary
     assert (p.status.canary_weight, p.status.step_weight) == (served, 50)
 
 
+@pytest.mark.parametrize(("endpoints", "served"), [
+    pytest.param({1: 3, 2: 1}, 25, id="one-in-four"),
+    pytest.param({1: 2, 2: 2}, 50, id="half"),
+    pytest.param({1: 4}, 0, id="canary-not-behind-the-service-yet"),
+    pytest.param({1: 2, 2: 1, 3: 1}, 25, id="an-older-revision-still-serving"),
+    pytest.param({}, 0, id="nothing-ready"),
+])
+def test_the_replicas_router_reports_the_share_of_ready_endpoints_behind_the_service(
+        endpoints: dict[int, int], served: int) -> None:
+    # Given Deployments whose readiness says otherwise (a stable just scaled down counts none until its
+    # controller catches up), and what the main Service's EndpointSlices route to
+    steps = [{"setWeight": 50}, {"pause": {}}]
+    w = world(steps, ready(1, 4), starting(2, replicas=2, ready=2), analysis=None,
+              ready_endpoints={"fraud": endpoints, "fraud-canary": {2: 2}})
+    p = rollout.plan(raw(steps, analysis=None), at(0, 50, 1), w, SETTINGS)
+    # Then status says the share clients get: the canary's endpoints among all Ready ones behind the Service
+    assert p.status.canary_weight == served
+
+
+def test_while_a_canary_runs_the_client_service_selects_every_revision() -> None:
+    # Given a canary at 50% with the replicas router
+    steps = [{"setWeight": 50}, {"pause": {}}]
+    running = rollout.plan(raw(steps, analysis=None), at(0, 50, 1),
+                           world(steps, ready(1, 2), starting(2, replicas=2, ready=2), analysis=None), SETTINGS)
+    # Then the client Service selects both revisions' pods: the split is their share
+    assert manifests(running, "Service")["fraud"]["spec"]["selector"] == {names.LABEL_MD: "fraud"}
+
+
 @pytest.mark.parametrize(("weight", "index", "canary_ready", "last_ago", "due"), [
     pytest.param(50, 0, 2, 11, True, id="interval-passed"),
     pytest.param(50, 0, 2, 9, False, id="interval-not-yet"),
@@ -168,6 +210,13 @@ def test_crash_looping_canary_pods_roll_back_during_the_steps() -> None:
     assert p.status.canary_revision is None and p.status.stable_revision == 1, p.status.message
     assert "pod fraud-r2-x restarted 3 times (limit 3): crash-looping" in (p.status.message or "")
     assert replicas(p)[1] == 4
+    # And while the stable revision has 2 of its 4 pods Ready, the canary's keep serving beside them
+    assert manifests(p, "Service")["fraud"]["spec"]["selector"] == {names.LABEL_MD: "fraud"}
+    # Once it has all 4, clients reach the stable pods alone, while the canary's are scaled away
+    later = rollout.plan(raw(PAUSED_AT_HALF, analysis=None), p.status,
+                         world(PAUSED_AT_HALF, ready(1, 4), crashing, analysis=None), SETTINGS)
+    assert manifests(later, "Service")["fraud"]["spec"]["selector"] == {names.LABEL_MD: "fraud",
+                                                                       names.LABEL_REVISION: "1"}
 
 
 @pytest.mark.parametrize(("held_by", "annotations"), [("spec", {}), ("request", {"modeldeploy.dev/paused": "true"})])

@@ -95,11 +95,17 @@ def test_api_version_and_kind_are_not_compared() -> None:
     ({"x": "a"}, {"x": {"y": 1}}, False),
     ({"x": {"y": 1}}, {"x": "a"}, False),
     ({"x": None}, {"x": "a"}, False),
+    ({"selector": {"md": "fraud", "revision": "1"}}, {"selector": {"md": "fraud"}}, False),
+    ({"selector": {"md": "fraud"}}, {"selector": {"md": "fraud"}}, True),
+    ({"nodeSelector": {"pool": "gpu", "zone": "a"}}, {"nodeSelector": {"pool": "gpu"}}, False),
+    ({"labels": {"md": "fraud", "team": "risk"}}, {"labels": {"md": "fraud"}}, True),
 ], ids=["extra-live-key", "missing-live-key", "empty-dict-vs-missing", "empty-dict-vs-empty-dict",
         "empty-dict-vs-null", "empty-dict-vs-filled", "empty-list-vs-missing", "empty-list-vs-filled",
         "millicores", "gibibyte", "gigabyte-is-not-gibibyte", "int-vs-numeric-string", "server-canonical-form",
         "string-true-is-not-bool", "different-strings", "list-order-matters",
-        "scalar-vs-dict", "dict-vs-scalar", "null-vs-value"])
+        "scalar-vs-dict", "dict-vs-scalar", "null-vs-value",
+        "a-selector-with-a-key-more-selects-fewer", "same-selector", "a-node-selector-with-a-key-more",
+        "labels-may-have-more"])
 def test_covers(have: Any, want: Any, expected: bool) -> None:
     assert covers(have, want) is expected
 

@@ -202,6 +202,7 @@ def test_first_apply_creates_revision_deployment_and_services() -> None:
     # And the Services are the client endpoint and the stable one
     services = manifests(p, "Service")
     assert set(services) == {"fraud", "fraud-stable"}
+    # (the client one selects every revision until the serving one has all its pods Ready)
     assert services["fraud"]["spec"]["selector"] == {names.LABEL_MD: MD}
     assert services["fraud-stable"]["spec"]["selector"] == {names.LABEL_MD: MD, names.LABEL_REVISION: "1"}
     # And the status says Pending, with no stable revision yet
@@ -304,8 +305,9 @@ def test_promotion_schedules_scale_down_of_previous_stable(delay: int) -> None:
     assert (p.status.phase, p.status.stable_revision, p.status.canary_revision) == (Phase.HEALTHY, 2, None)
     assert manifests(p, "Service")["fraud-stable"]["spec"]["selector"][names.LABEL_REVISION] == "2"
     assert manifests(p, "HorizontalPodAutoscaler") == {}
-    # And revision 1 keeps its pods, marked to scale down after the delay
+    # And revision 1 keeps its pods, marked to scale down after the delay, but clients reach revision 2 alone
     assert replicas(p)[1] == 3
+    assert manifests(p, "Service")["fraud"]["spec"]["selector"] == {names.LABEL_MD: MD, names.LABEL_REVISION: "2"}
     assert annotations(p, 1)[names.ANN_SCALE_DOWN_AT] == rollout.timestamp(after(delay))
     assert names.ANN_SCALE_DOWN_AT not in annotations(p, 2)
     assert p.requeue_after == pytest.approx(delay + 0.5)
@@ -821,3 +823,17 @@ def test_a_refused_first_write_leaves_a_new_modeldeployment_pending() -> None:
     assert st.status.phase == Phase.PENDING and st.status.observed_generation is None
     assert "range is full; retrying" in (st.status.message or "")
     assert {c.type: c.status for c in st.status.conditions}["Reconciling"] == "True"
+
+
+def test_a_settled_client_service_stays_on_the_serving_revision_when_a_pod_turns_unready() -> None:
+    # Given revision 1 serving, with one of its 3 pods unready, and the client Service on it alone
+    seen = observed(starting(1, replicas=3, ready=2), revisions=(R1,), client_selects=1)
+    p = plan(spec(), status(Phase.HEALTHY, stable=1), seen)
+    # Then it stays so: no write each time a pod's readiness changes, and no warm old pods brought back
+    assert manifests(p, "Service")["fraud"]["spec"]["selector"] == {names.LABEL_MD: MD, names.LABEL_REVISION: "1"}
+    # Whereas one that still selects every revision (a rollback in progress) waits for all 3 pods to narrow
+    widened = plan(spec(), status(Phase.HEALTHY, stable=1), replace(seen, client_selects=None))
+    assert manifests(widened, "Service")["fraud"]["spec"]["selector"] == {names.LABEL_MD: MD}
+    # And one left on another revision (the one that served before) selects every revision meanwhile
+    other = plan(spec(), status(Phase.HEALTHY, stable=1), replace(seen, client_selects=2))
+    assert manifests(other, "Service")["fraud"]["spec"]["selector"] == {names.LABEL_MD: MD}

@@ -203,6 +203,15 @@ def test_readiness_probe_and_port(runtime: dict[str, Any], path: str, port: int,
     assert c["image"] == image
 
 
+def test_a_stopping_server_keeps_serving_while_its_endpoint_is_removed() -> None:
+    # Given any revision's pod
+    c = server(pod(spec()))
+    # Then the server is told to stop only after a drain, well inside the pod's grace period
+    assert c["lifecycle"] == {"preStop": {"sleep": {"seconds": workload.DRAIN_SECONDS}}}
+    assert 0 < workload.DRAIN_SECONDS < 30
+    assert "terminationGracePeriodSeconds" not in pod(spec())["spec"]  # the default 30 s
+
+
 def test_runtime_args_env_resources_and_scheduling() -> None:
     s = spec(runtime={"args": ["--workers", "2"], "env": [{"name": "LOG_LEVEL", "value": "debug"}],
                       "resources": {"requests": {"cpu": "500m"}, "limits": {"memory": "2Gi"}}},

@@ -95,7 +95,7 @@ NOTES: dict[str, str] = {
     "status.phase": "Summary state (see troubleshooting.md)",
     "status.stableRevision": "The revision serving clients",
     "status.canaryRevision": "The revision rolling out; absent when none is",
-    "status.canaryWeight": "Traffic percentage the canary serves: its share of the Ready pods behind `<md>` "
+    "status.canaryWeight": "Traffic percentage the canary serves: its share of the Ready endpoints behind `<md>` "
                            "(replicas router), or the weight the route carries (mesh routers)",
     "status.stepWeight": "Traffic percentage the current canary step asks for",
     "status.currentStepIndex": "Index of the current canary step, from 0; the number of steps when all have passed",

@@ -32,6 +32,9 @@ def _same_scalar(want: Any, have: Any, quantity: bool) -> bool:
 
 # Maps whose values are resource quantities, which the server rewrites.
 QUANTITY_MAPS = ("limits", "requests")
+# Maps that mean something only as a whole: a live selector with a key more selects fewer pods (the client
+# Service narrows to one revision between rollouts and widens again when a canary starts).
+EXACT_MAPS = ("selector", "nodeSelector")
 
 
 def covers(have: Any, want: Any, quantity: bool = False) -> bool:
@@ -41,7 +44,9 @@ def covers(have: Any, want: Any, quantity: bool = False) -> bool:
             return _empty(want) and _empty(have)
         return all(covers(have.get(k), v, quantity or k in QUANTITY_MAPS) if not _empty(v)
                    else _empty(have.get(k)) or have.get(k) == v
-                   for k, v in want.items())
+                   for k, v in want.items()) \
+            and all(set(have.get(k) or {}) == set(v) for k, v in want.items()
+                    if k in EXACT_MAPS and isinstance(v, dict))
     if isinstance(want, list):
         if not isinstance(have, list):
             return _empty(want) and _empty(have)

@@ -64,6 +64,8 @@ class Observed:
     deployments: dict[int, DeploymentFacts] = field(default_factory=dict)
     revisions: tuple[RevisionRecord, ...] = ()
     services: frozenset[str] = frozenset()
+    # The revision the client Service `<md>` selects alone, if it selects one (None: every revision, or no Service).
+    client_selects: int | None = None
     has_hpa: bool = False
     has_pdb: bool = False
     missing_secrets: tuple[str, ...] = ()

@@ -77,7 +77,15 @@ def spec_of(world: World, d: Decision, number: int) -> ModelDeploymentSpec:
 
 def services(world: World, serving: int, canary: int | None, out: Plan) -> None:
     name, owner = world.obs.name, world.owner
-    out.apply.append(service.service(owner, name, None))
+    # While a canary runs, `<md>` selects every revision's pods (the replicas router's split is their share). When
+    # another revision comes to serve (a promotion, a rollback, a revert mid-canary that gives the stable revision
+    # back the pods it lent), it goes on selecting every one until that revision has all its pods Ready, so the
+    # others keep serving meanwhile. Then only the serving revision's, and it stays so while that one serves (a pod
+    # that turns unready does not widen it again): a superseded revision keeps its pods warm for
+    # scaleDownDelaySeconds as the fast way back, but serves no request.
+    settled = world.obs.client_selects == serving or world.ready(serving) >= world.size
+    every = canary is not None or not settled
+    out.apply.append(service.service(owner, name, None if every else serving))
     out.apply.append(service.service(owner, f"{name}-stable", serving))
     if world.spec.rollout.steps and (canary is not None or world.router != "replicas"):
         # A mesh route names it, so it is kept between rollouts (on the stable pods, at weight 0) and the route
@@ -134,10 +142,20 @@ def history(world: World, d: Decision, out: Plan) -> None:
 
 
 def served_weight(world: World, stable: int | None, canary: int | None) -> int:
-    """The share the canary serves now: of the Ready pods behind `<md>` with no mesh, the weight the route
-    reports with one (0 when it cannot tell)."""
+    """The share the canary serves now: with no mesh, of the Ready endpoints behind `<md>` (what kube-proxy
+    sends requests to), the weight the route reports with one (0 when it cannot tell).
+
+    The endpoints, not the Deployments' readiness: a Deployment whose spec just changed (a stable scaled down by
+    one) counts no Ready pods until its controller catches up, while its pods go on serving; measured on real
+    pods, status said 100% while clients got 0% from the canary. Before the Service has EndpointSlices (it was
+    just made), the Deployments' Ready pods are the best guess."""
     if world.router != "replicas":
         return world.obs.router_weight or 0
+    behind = world.obs.ready_endpoints.get(world.obs.name)
+    if behind is not None:
+        serving = sum(behind.values())
+        return weights.effective_weight(serving - behind.get(canary, 0), behind.get(canary, 0)) \
+            if canary is not None else 0
     return weights.effective_weight(world.ready(stable) if stable is not None else 0,
                                     world.ready(canary) if canary is not None else 0)
 

@@ -16,6 +16,11 @@ from modeldeploy.desired.settings import Settings
 MODEL_VOLUME = "model"
 SERVER_CONTAINER = "server"
 INIT_CONTAINER = "storage-initializer"
+# A pod leaving its Services (a scale-down, a rollback, a promotion) keeps serving this long after it is told
+# to stop: the removal of its endpoint reaches kube-proxy on every node (and any mesh's proxies) a moment later,
+# and a server that quit at once fails the requests still routed to it. Measured on the local control plane's
+# real node: 1 request in 400 failed at a canary step without it. Well inside the default 30 s grace period.
+DRAIN_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,7 @@ def pod_template(spec: ModelDeploymentSpec, owner: Owner, revision: int,
         "envFrom": _credentials(spec),
         "readinessProbe": {"httpGet": {"path": runtime.readiness_path, "port": "http"},
                            "periodSeconds": 5, "failureThreshold": 3},
+        "lifecycle": {"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}},
         "volumeMounts": [mount],
         "securityContext": _restricted_container_security(),
     }

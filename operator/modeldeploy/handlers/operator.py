@@ -166,11 +166,12 @@ async def pod_changed(event: Mapping[str, Any], uid: str | None, namespace: str 
 @kopf.on.event(*ENDPOINT_SLICE, labels=MANAGED, id="child-endpointslices")
 async def endpoints_changed(event: Mapping[str, Any], namespace: str | None, labels: Mapping[str, str], memo: Any,
                             **_: Any) -> None:
-    # The Services' EndpointSlices carry the Services' labels. Only the canary Service's wake a reconcile: a
-    # pre-traffic analysis waits for its Ready endpoints; the rest is read when something else wakes it.
+    # The Services' EndpointSlices carry the Services' labels. The main and canary Services' wake a reconcile:
+    # status reports the share the main one serves, and a pre-traffic analysis waits for the canary one's Ready
+    # endpoints; the stable Service's are read when something else wakes it.
     news = memo.cache.seen("EndpointSlice", event.get("type"), event.get("object") or {})
     owner = labels.get(names.LABEL_MD)
-    if owner and namespace and news and labels.get("kubernetes.io/service-name") == f"{owner}-canary":
+    if owner and namespace and news and labels.get("kubernetes.io/service-name") in (owner, f"{owner}-canary"):
         await memo.queue.trigger(namespace, owner)
 
 

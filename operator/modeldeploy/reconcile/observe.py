@@ -123,6 +123,15 @@ def deployments(deps: list[JSON], pods: list[JSON], now: datetime | None = None)
     return out
 
 
+def client_selects(md: str, services: list[JSON]) -> int | None:
+    """The revision the client Service `<md>` selects alone; None when it selects every one (or is missing)."""
+    for svc in services:
+        if svc["metadata"]["name"] == md:
+            selected = str(((svc.get("spec") or {}).get("selector") or {}).get(names.LABEL_REVISION) or "")
+            return int(selected) if selected.isdigit() else None
+    return None
+
+
 def ready_endpoints(md: str, slices: list[JSON]) -> dict[str, dict[int, int]]:
     """Ready endpoints by the Service their EndpointSlices serve, and by the revision of the pod behind each:
     what a Service really routes to, which trails the Deployments' readyReplicas and a selector change by a
@@ -245,6 +254,7 @@ def observe(kube: Kube, md: JSON, now: datetime) -> tuple[Observed, Live]:
         deployments=deployments(owned["Deployment"], kube.owned("v1", "Pod", ns, name), now),
         revisions=revisions(owned["ControllerRevision"]),
         services=frozenset(s["metadata"]["name"] for s in owned["Service"]),
+        client_selects=client_selects(name, owned["Service"]),
         has_hpa=bool(owned["HorizontalPodAutoscaler"]),
         has_pdb=bool(owned["PodDisruptionBudget"]),
         ready_endpoints=ready_endpoints(name, kube.owned("discovery.k8s.io/v1", "EndpointSlice", ns, name)),
