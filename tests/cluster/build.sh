@@ -3,6 +3,11 @@
 # folder and caches them under ~/.cache/modeldeploy/bin-<key>, where the key is
 # a hash of go.mod, go.sum and this script: a second run builds nothing.
 # Prints the cache folder as its last line.
+#
+# `build.sh node` builds the real node's binaries instead (kubelet and kube-proxy
+# from the Kubernetes module here; containerd, its runc shim, ctr, the CNI plugins
+# and the pause and echo-server programs from the module in node/) into
+# ~/.cache/modeldeploy/node-<key>.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cache_root="${MODELDEPLOY_CACHE:-$HOME/.cache/modeldeploy}"
@@ -13,9 +18,18 @@ if ! command -v go >/dev/null 2>&1; then
   exit 1
 fi
 
-key="$(cat "$here/go.mod" "$here/go.sum" "$here/build.sh" | sha256sum | cut -c1-16)"
-out="$cache_root/bin-$key"
-tools=(kube-apiserver kube-controller-manager kube-scheduler kubectl kwok kwokctl helm etcd)
+what="${1:-control-plane}"
+if [[ $what == node ]]; then
+  key="$(cat "$here/go.mod" "$here/go.sum" "$here/build.sh" "$here"/node/go.* "$here"/node/cmd/*/*.go \
+    | sha256sum | cut -c1-16)"
+  out="$cache_root/node-$key"
+  tools=(kubelet kube-proxy containerd containerd-shim-runc-v2 ctr bridge host-local loopback portmap
+    pause echo-server)
+else
+  key="$(cat "$here/go.mod" "$here/go.sum" "$here/build.sh" | sha256sum | cut -c1-16)"
+  out="$cache_root/bin-$key"
+  tools=(kube-apiserver kube-controller-manager kube-scheduler kubectl kwok kwokctl helm etcd)
+fi
 
 missing=0
 for t in "${tools[@]}"; do [[ -x "$out/$t" ]] || missing=1; done
@@ -39,33 +53,54 @@ ldflags+=" -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=$k8s_version"
 ldflags+=" -X helm.sh/helm/v3/internal/version.version=$helm_version"
 
 mkdir -p "$out.tmp" "$cache_root/logs"
-log="$cache_root/logs/build-$key.log"
-echo "building the local control plane (Kubernetes $k8s_version, kwok $kwok_version, helm $helm_version)" >&2
-echo "  into $out; the first build takes 15-30 minutes on 2 cores; log: $log" >&2
+log="$cache_root/logs/build-$what-$key.log"
+: > "$log"
 cd "$here"
 export GOFLAGS="-buildvcs=false -mod=mod" CGO_ENABLED=0
-pkgs=(
-  k8s.io/kubernetes/cmd/kube-apiserver
-  k8s.io/kubernetes/cmd/kube-controller-manager
-  k8s.io/kubernetes/cmd/kube-scheduler
-  k8s.io/kubernetes/cmd/kubectl
-  sigs.k8s.io/kwok/cmd/kwok
-  sigs.k8s.io/kwok/cmd/kwokctl
-  helm.sh/helm/v3/cmd/helm
-  ./cmd/etcd
-)
 start=$SECONDS
-# -v names each package as it compiles: turn that into a progress line.
-set +e
-go build -v -trimpath -ldflags "$ldflags" -o "$out.tmp/" "${pkgs[@]}" 2>&1 \
-  | tee "$log" \
-  | awk '{n++; if (n % 100 == 0) { printf "  compiled %d packages...\n", n; fflush() } }' >&2
-status=${PIPESTATUS[0]}
-set -e
-if [[ $status != 0 ]]; then
-  echo "error: go build of the local control plane failed; log: $log (last lines below)" >&2
-  tail -n 20 "$log" >&2
-  exit 1
+
+# go build PKG... with -v, which names each package as it compiles: turned into a progress line.
+compile() {
+  local status
+  set +e
+  go build -v -trimpath -ldflags "$ldflags" -o "$out.tmp/" "$@" 2>&1 \
+    | tee -a "$log" \
+    | awk '{n++; if (n % 100 == 0) { printf "  compiled %d packages...\n", n; fflush() } }' >&2
+  status=${PIPESTATUS[0]}
+  set -e
+  if [[ $status != 0 ]]; then
+    echo "error: go build of the local control plane failed; log: $log (last lines below)" >&2
+    tail -n 20 "$log" >&2
+    exit 1
+  fi
+}
+
+if [[ $what == node ]]; then
+  containerd_version="$(awk '$1=="github.com/containerd/containerd/v2"{print $2; exit}' "$here/node/go.mod")"
+  echo "building the real node (kubelet and kube-proxy $k8s_version, containerd $containerd_version, CNI plugins)" >&2
+  echo "  into $out; the first build takes 5-10 minutes on 2 cores; log: $log" >&2
+  compile k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy
+  cd "$here/node"
+  ldflags="-s -w -X github.com/containerd/containerd/v2/version.Version=$containerd_version"
+  compile github.com/containerd/containerd/v2/cmd/containerd \
+    github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 \
+    github.com/containerd/containerd/v2/cmd/ctr \
+    github.com/containernetworking/plugins/plugins/main/bridge \
+    github.com/containernetworking/plugins/plugins/ipam/host-local \
+    github.com/containernetworking/plugins/plugins/main/loopback \
+    github.com/containernetworking/plugins/plugins/meta/portmap \
+    ./cmd/pause ./cmd/echo-server
+else
+  echo "building the local control plane (Kubernetes $k8s_version, kwok $kwok_version, helm $helm_version)" >&2
+  echo "  into $out; the first build takes 15-30 minutes on 2 cores; log: $log" >&2
+  compile k8s.io/kubernetes/cmd/kube-apiserver \
+    k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kube-scheduler \
+    k8s.io/kubernetes/cmd/kubectl \
+    sigs.k8s.io/kwok/cmd/kwok \
+    sigs.k8s.io/kwok/cmd/kwokctl \
+    helm.sh/helm/v3/cmd/helm \
+    ./cmd/etcd
 fi
 for t in "${tools[@]}"; do
   if [[ ! -x "$out.tmp/$t" ]]; then

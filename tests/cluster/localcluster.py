@@ -1,17 +1,19 @@
-"""The local control plane: real upstream Kubernetes components, KWOK nodes.
+"""The local control plane: real upstream Kubernetes components, KWOK nodes and a real node.
 
 `python3 tests/cluster/localcluster.py up|down|status` starts, stops or
 reports one cluster for this checkout. It builds the binaries from the pinned
 Go modules beside this file (cached under ~/.cache/modeldeploy), then lets
 kwokctl's binary runtime run them: it already knows the flags and the
 certificates, and it picks free ports, so a taken port never clashes.
+Beside the KWOK nodes it starts a real node (realnode.py: containerd, kubelet,
+kube-proxy); MODELDEPLOY_REAL_NODE=0 gives the KWOK-only cluster. The host
+changes it makes (hostnet.py) are recorded first and undone by `down`.
 
 Standard library only: it runs before the project's virtualenv exists.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -19,6 +21,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import hostnet
+import images
+import realnode
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -31,6 +38,16 @@ NAME = "modeldeploy"
 TOOLS = ("kubectl", "helm", "kwokctl", "kwok", "etcd", "kube-apiserver",
          "kube-controller-manager", "kube-scheduler")
 READY_TIMEOUT = 120
+HOST_BEFORE = STATE / "host-before.json"
+# Image archives are kept beside the binaries, so `make clean` (which removes .cluster) does not rebuild them.
+IMAGES = Path(os.environ.get("MODELDEPLOY_CACHE", Path.home() / ".cache" / "modeldeploy")) / "images"
+# What the real node needs from the distribution: command -> Debian package.
+NODE_PACKAGES = {"runc": "runc", "nft": "nftables", "umoci": "umoci", "iptables": "iptables",
+                 "mmdebstrap": "mmdebstrap"}
+
+
+def real_node() -> bool:
+    return os.environ.get("MODELDEPLOY_REAL_NODE", "1") != "0"
 
 
 class ClusterError(RuntimeError):
@@ -50,12 +67,34 @@ def _env() -> dict[str, str]:
     return env
 
 
+def _build(what: str) -> Path:
+    proc = subprocess.run(["bash", str(HERE / "build.sh"), what], stdout=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        raise ClusterError(f"building the {what.replace('-', ' ')} failed (see the messages above)")
+    return Path(proc.stdout.strip().splitlines()[-1])
+
+
+def _install_packages() -> None:
+    """The real node's distribution packages, installed with apt-get when missing (as make test does)."""
+    missing = [pkg for cmd, pkg in NODE_PACKAGES.items() if not shutil.which(cmd)]
+    if not missing:
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise ClusterError(f"the real node needs {', '.join(missing)}: install them "
+                           "(Debian: apt-get install ...), or MODELDEPLOY_REAL_NODE=0 for the KWOK-only cluster")
+    _say(f"installing Debian's {' '.join(missing)} (for the real node)")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    cmd = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing]
+    if subprocess.run(cmd, env=env, capture_output=True).returncode != 0:
+        subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True)
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise ClusterError(f"apt-get could not install {' '.join(missing)}:\n{proc.stderr.strip()}")
+
+
 def build() -> Path:
     """Build (or find cached) binaries and link them into .cluster/bin."""
-    proc = subprocess.run(["bash", str(HERE / "build.sh")], stdout=subprocess.PIPE, text=True)
-    if proc.returncode != 0:
-        raise ClusterError("building the local control plane failed (see the messages above)")
-    cache = Path(proc.stdout.strip().splitlines()[-1])
+    cache = _build("control-plane")
     BIN.mkdir(parents=True, exist_ok=True)
     for tool in TOOLS:
         link = BIN / tool
@@ -67,12 +106,32 @@ def build() -> Path:
     return cache
 
 
-def _config_digest() -> str:
-    """A running cluster made from other stage or node files is made anew."""
+def _config_digest(node_cache: Path | None) -> str:
+    """A running cluster made from other stage or node files, or other node binaries, is made anew."""
     import hashlib
 
-    data = b"".join((HERE / f).read_bytes() for f in ("kwok.yaml", "nodes.yaml", "localcluster.py"))
+    files = ("kwok.yaml", "nodes.yaml", "localcluster.py", "hostnet.py", "realnode.py", "images.py")
+    data = b"".join((HERE / f).read_bytes() for f in files) + str(node_cache).encode()
     return hashlib.sha256(data).hexdigest()[:16]
+
+
+def _pki() -> Path:
+    return WORKDIR / "clusters" / NAME / "pki"
+
+
+def _kwok_config() -> Path:
+    """kwok.yaml with the cluster's address ranges and certificate paths filled in."""
+    text = (HERE / "kwok.yaml").read_text()
+    for token, value in {"@@services@@": hostnet.SERVICES, "@@kwok-pods@@": hostnet.KWOK_PODS,
+                         "@@pki@@": str(_pki())}.items():
+        text = text.replace(token, value)
+    out = STATE / "kwok-config.yaml"
+    out.write_text(text)
+    return out
+
+
+def _node() -> realnode.Node:
+    return realnode.Node(STATE, STATE / "node-bin", _pki(), KUBECONFIG)
 
 
 def kubectl(*args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -126,21 +185,35 @@ def up() -> Path:
     """Start the cluster if it is not running; return the kubeconfig path."""
     start = time.monotonic()
     cache = build()
+    node_cache, archives = None, []
+    if real_node():
+        _install_packages()
+        node_cache = _build("node")
+        _link_node_bin(node_cache)
+        try:
+            archives = _node().build_images(IMAGES, _say)
+        except images.ImageError as exc:
+            raise ClusterError(f"the real node's images could not be built: {exc}") from exc
     # The readiness deadlines count from here: a first build takes many minutes and must not use them up.
     built = time.monotonic()
     digest_file = STATE / "config-digest"
     current = digest_file.read_text() if digest_file.exists() else ""
-    if is_ready() and current == _config_digest():
+    if is_ready() and current == _config_digest(node_cache) and (not real_node() or _node().running()):
         _say(f"cluster already running ({time.monotonic() - start:.1f} s)")
         return KUBECONFIG
     # A stopped or half-made cluster: remove it and make a new one.
-    _kwokctl_delete()
+    _teardown()
     STATE.mkdir(exist_ok=True)
+    if not HOST_BEFORE.exists():
+        HOST_BEFORE.write_text(json.dumps(hostnet.snapshot(), indent=1))
+    if real_node():
+        hostnet.require_root("the real node")
+        hostnet.setup()
     _say("starting the local control plane (etcd, kube-apiserver, kube-controller-manager, "
          "kube-scheduler, kwok)")
     cmd = [
         str(BIN / "kwokctl"), "create", "cluster", f"--name={NAME}", "--runtime=binary",
-        f"--kubeconfig={KUBECONFIG}", f"--config={HERE / 'kwok.yaml'}",
+        f"--kubeconfig={KUBECONFIG}", f"--config={_kwok_config()}",
         "--kube-authorization=true", "--kube-admission=true",
         f"--kube-apiserver-binary={cache / 'kube-apiserver'}",
         f"--kube-controller-manager-binary={cache / 'kube-controller-manager'}",
@@ -159,7 +232,13 @@ def up() -> Path:
     _wait_ready(built)
     kubectl("apply", "-f", str(HERE / "nodes.yaml"))
     _wait_nodes(built)
-    digest_file.write_text(_config_digest())
+    if real_node():
+        _say(f"starting the real node {realnode.NAME} (containerd, kubelet, kube-proxy)")
+        try:
+            _node().start(archives, kubectl, timeout=READY_TIMEOUT)
+        except (realnode.NodeError, OSError) as exc:
+            raise ClusterError(f"the real node did not start: {exc}") from exc
+    digest_file.write_text(_config_digest(node_cache))
     _say(f"cluster ready in {time.monotonic() - start:.1f} s; logs in {LOGS}")
     return KUBECONFIG
 
@@ -202,25 +281,55 @@ def _kwokctl_delete() -> None:
 
 
 def _kill_leftovers() -> None:
-    marker = str(WORKDIR / "clusters" / NAME)
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if marker in cmdline:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(proc.name), 9)
+    realnode.kill_matching(str(WORKDIR / "clusters" / NAME))
+
+
+def _link_node_bin(cache: Path) -> None:
+    link = STATE / "node-bin"
+    if link.is_symlink() and link.readlink() == cache:
+        return
+    if link.is_symlink():
+        link.unlink()
+    link.symlink_to(cache)
+
+
+def _teardown() -> None:
+    """Stop the real node and the control plane, and undo the host changes."""
+    node = _node()
+    if node.dir.exists():
+        node.stop(kubectl if is_ready() else None)
+    _kwokctl_delete()
+    hostnet.teardown()
+    if HOST_BEFORE.exists():
+        before = json.loads(HOST_BEFORE.read_text())
+        hostnet.drop_new_tables(before.get("nftables", []))
+        for name, value in before.get("sysctls", {}).items():
+            hostnet.write_sysctl(name, value)
+        for path in hostnet.HOST_DIRS:
+            if path not in before.get("dirs", []) and os.path.lexists(path):
+                shutil.rmtree(path, ignore_errors=True)
+    if node.dir.exists():
+        shutil.rmtree(node.dir, ignore_errors=True)
+
+
+def host_differences() -> list[str]:
+    """How the host differs from before the cluster first started (empty once it is restored)."""
+    if not HOST_BEFORE.exists():
+        return []
+    return hostnet.differences(json.loads(HOST_BEFORE.read_text()), hostnet.snapshot())
 
 
 def down() -> None:
-    """Stop every process of the cluster and free its ports; idempotent."""
-    _kwokctl_delete()
+    """Stop every process of the cluster, free its ports, and put the host back as it was; idempotent."""
+    _teardown()
     KUBECONFIG.unlink(missing_ok=True)
     if LOGS.is_symlink():
         LOGS.unlink()
+    left = host_differences()
+    if left:
+        raise ClusterError("the cluster stopped, but the host is not as it was before it started:\n  "
+                           + "\n  ".join(left) + f"\n(the state before is kept in {HOST_BEFORE})")
+    HOST_BEFORE.unlink(missing_ok=True)
     _say("cluster stopped")
 
 

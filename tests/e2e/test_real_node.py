@@ -1,0 +1,299 @@
+"""The local control plane's real node (tests/cluster/realnode.py) and its addresses (hostnet.py).
+
+A pod here runs in a real container and is reached through a real kube-proxy,
+so what these tests read is what a client gets. They are skipped on the
+KWOK-only cluster (MODELDEPLOY_REAL_NODE=0). That the host is as before once
+the cluster stops is checked by `make cluster-down` itself, which CI runs last.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import os
+import re
+import socket
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from helpers import wait_for
+from modeldeployments import MD, apply, cli, manifest, status, wait_phase
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cluster"))
+import hostnet
+import realnode
+
+pytestmark = pytest.mark.skipif(os.environ.get("MODELDEPLOY_REAL_NODE", "1") == "0",
+                                reason="the KWOK-only cluster has no real node")
+
+ON_REAL_NODE = {"nodeSelector": {realnode.LABEL: "true"},
+                "tolerations": [{"key": realnode.LABEL, "operator": "Exists", "effect": "NoSchedule"}]}
+
+
+def echo_pod(name: str, version: str) -> dict:
+    return {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": "echo"}},
+        "spec": {
+            **ON_REAL_NODE,
+            "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{
+                "name": "echo", "image": realnode.ECHO_SERVER, "imagePullPolicy": "Never",
+                "env": [{"name": "MODEL_VERSION", "value": version},
+                        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+                "ports": [{"containerPort": 8080}],
+                "readinessProbe": {"httpGet": {"path": "/healthz", "port": 8080}, "periodSeconds": 1},
+                "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+            }],
+        },
+    }
+
+
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=3) as r:
+        return json.loads(r.read())
+
+
+def test_a_real_pod_starts_passes_its_probe_and_answers_through_its_cluster_ip(cluster, namespace):
+    node = json.loads(cluster.kubectl("get", "node", realnode.NAME, "-o", "json").stdout)
+    assert node["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://")
+    assert {"key": realnode.LABEL, "value": "true", "effect": "NoSchedule"} in node["spec"]["taints"]
+
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(echo_pod("echo", "7")))
+    cluster.kubectl("create", "service", "clusterip", "echo", "--tcp=80:8080", "-n", namespace)
+    cluster.kubectl("wait", "-n", namespace, "--for=condition=Ready", "pod/echo", "--timeout=60s")
+    pod = json.loads(cluster.kubectl("get", "pod", "echo", "-n", namespace, "-o", "json").stdout)
+    assert ipaddress.ip_address(pod["status"]["podIP"]) in ipaddress.ip_network(hostnet.NODE_PODS)
+
+    ip = cluster.kubectl("get", "service", "echo", "-n", namespace, "-o", "jsonpath={.spec.clusterIP}").stdout
+    assert ipaddress.ip_address(ip) in ipaddress.ip_network(hostnet.SERVICES)
+
+    def answers() -> dict | None:
+        try:
+            return get_json(f"http://{ip}/")
+        except OSError:
+            return None  # kube-proxy has not programmed the new Service yet
+
+    assert wait_for(answers, timeout=30, message="the Service answers") == {"pod": "echo", "version": "7"}
+    # The API server reaches the kubelet, logged in with a certificate the kubelet checks.
+    logs = cluster.kubectl("logs", "echo", "-n", namespace).stdout
+    assert "echo-server listening on :8080" in logs
+
+
+def test_no_cluster_address_routes_off_this_machine(cluster, namespace):
+    # KWOK's pods, the real node's pods, ClusterIPs: each range's first, middle and last address.
+    for cidr in (hostnet.KWOK_PODS, hostnet.NODE_PODS, hostnet.SERVICES):
+        net = ipaddress.ip_network(cidr)
+        for address in (net[1], net[net.num_addresses // 2], net[-2]):
+            route = hostnet.route_of(str(address))
+            # Into the bridge; the bridge's own address is this host's (by loopback).
+            assert route.get("dev") in (hostnet.BRIDGE, "lo") and "gateway" not in route, (address, route)
+
+    # A KWOK-backed Service: kube-proxy rewrites its ClusterIP to a pod IP no machine has.
+    cluster.kubectl("create", "deployment", "sim", "--image=registry.example/none:1", "-n", namespace)
+    cluster.kubectl("expose", "deployment", "sim", "--port=80", "-n", namespace)
+    cluster.kubectl("wait", "-n", namespace, "--for=condition=Available", "deployment/sim", "--timeout=30s")
+    pod_ip = cluster.kubectl("get", "pods", "-n", namespace, "-o", "jsonpath={.items[0].status.podIP}").stdout
+    assert ipaddress.ip_address(pod_ip) in ipaddress.ip_network(hostnet.KWOK_PODS)
+    assert hostnet.route_of(pod_ip).get("dev") == hostnet.BRIDGE
+
+
+def _guard_drops() -> int:
+    table = json.loads(hostnet._run("nft", "-j", "list", "table", "inet", hostnet.GUARD_TABLE).stdout)
+    counters = [item["rule"] for item in table["nftables"] if "rule" in item
+                and any("counter" in e for e in item["rule"]["expr"])]
+    assert len(counters) == 1, counters
+    return next(e["counter"]["packets"] for e in counters[0]["expr"] if "counter" in e)
+
+
+def test_the_guard_drops_a_packet_for_the_cluster_that_would_leave_by_the_default_route(cluster):
+    default = json.loads(hostnet._run("ip", "-j", "route", "show", "default").stdout or "[]")
+    if not default:
+        pytest.skip("this host has no default route: nothing could leave")
+    before = _guard_drops()  # asserts first that the dropping rule is in place
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        # Forced out of the default route's interface, as a packet would go without the route into the bridge.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, default[0]["dev"].encode())
+        # A netfilter drop of a packet this host sends comes back to the sender as EPERM. (A pod address:
+        # kube-proxy itself drops packets for unallocated ClusterIPs, before the guard would count them.)
+        with contextlib.suppress(PermissionError):
+            s.sendto(b"x", (str(ipaddress.ip_network(hostnet.KWOK_PODS)[-2]), 9))
+    assert _guard_drops() == before + 1
+
+
+ROOT = Path(__file__).resolve().parents[2]
+REQUESTS = 400
+# Each request opens a new connection, and kube-proxy picks an endpoint for it at random, so a share p
+# over 400 requests has a standard deviation of at most 2.5 points: 10 points is 4 of them.
+TOLERANCE = 0.10
+
+
+def _models_folder(namespace: str) -> Path:
+    return ROOT / ".cluster" / "node" / "volumes" / namespace
+
+
+def _models_claim(cluster, namespace: str) -> str:
+    """A claim `models` bound to a folder on the real node: a pvc:// model needs no storage initializer."""
+    pv = f"models-{namespace}"
+    folder = _models_folder(namespace)
+    folder.mkdir(parents=True, exist_ok=True)
+    cluster.kubectl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": pv},
+        "spec": {"capacity": {"storage": "1Mi"}, "accessModes": ["ReadOnlyMany"], "storageClassName": "",
+                 "persistentVolumeReclaimPolicy": "Retain",
+                 "hostPath": {"path": str(folder), "type": "DirectoryOrCreate"},
+                 "claimRef": {"namespace": namespace, "name": "models"}}}))
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "models"},
+        "spec": {"accessModes": ["ReadOnlyMany"], "storageClassName": "", "volumeName": pv,
+                 "resources": {"requests": {"storage": "1Mi"}}}}))
+    return pv
+
+
+def _answers(ip: str) -> list[str]:
+    """REQUESTS requests, each on a new connection through the ClusterIP: the version that answered
+    each, or the error a client got."""
+    out = []
+    for _ in range(REQUESTS):
+        try:
+            out.append(get_json(f"http://{ip}/")["version"])
+        except OSError as exc:
+            out.append(f"error: {exc}")
+    return out
+
+
+def _served_share(ip: str, version: str) -> float:
+    """The share of REQUESTS answered by `version`; a request that fails fails the test."""
+    answers = _answers(ip)
+    errors = [a for a in answers if a.startswith("error")]
+    assert not errors, f"{len(errors)} of {len(answers)} requests failed: {sorted(set(errors))}"
+    return answers.count(version) / len(answers)
+
+
+def _ready_endpoints(cluster, namespace: str, service: str) -> dict[str, str]:
+    """Ready endpoints behind `service` (its EndpointSlices say): address -> the model version of its pod."""
+    slices = json.loads(cluster.kubectl("get", "endpointslices", "-n", namespace, "-l",
+                                        f"kubernetes.io/service-name={service}", "-o", "json").stdout)["items"]
+    pods = {p["metadata"]["name"]: p for p in
+            json.loads(cluster.kubectl("get", "pods", "-n", namespace, "-o", "json").stdout)["items"]}
+    out = {}
+    for endpoint in (e for s in slices for e in s.get("endpoints") or []):
+        pod = pods.get(endpoint["targetRef"]["name"])
+        if endpoint.get("conditions", {}).get("ready") and pod:
+            env = pod["spec"]["containers"][0]["env"]
+            out[endpoint["addresses"][0]] = next(e["value"] for e in env if e["name"] == "MODEL_VERSION")
+    return out
+
+
+def _proxied(namespace: str, service: str) -> set[str]:
+    """The pod addresses kube-proxy's nftables rules send `service`'s requests to now: the data plane itself,
+    which follows the EndpointSlices a moment later (its minimum sync period is 1 s)."""
+    table = hostnet._run("nft", "list", "table", "ip", "kube-proxy").stdout
+    chain = re.search(rf"chain service-\w+-{re.escape(namespace)}/{re.escape(service)}/tcp/[^{{]*{{(.*?)}}\n\s*}}",
+                      table, re.S)
+    return set(re.findall(r"(\d+\.\d+\.\d+\.\d+) \. \d+", chain[1])) if chain else set()
+
+
+def _settled_split(cluster, namespace: str, service: str) -> tuple[dict, dict[str, str]]:
+    """Once status, the EndpointSlices and kube-proxy agree on who serves: the status and the endpoints."""
+    def look() -> tuple[dict, dict[str, str], set[str]]:
+        return status(cluster, namespace), _ready_endpoints(cluster, namespace, service), _proxied(namespace, service)
+
+    def agreed(seen: tuple[dict, dict[str, str], set[str]]) -> bool:
+        st, endpoints, proxied = seen
+        share = round(100 * list(endpoints.values()).count("2") / len(endpoints)) if endpoints else None
+        return set(endpoints) == proxied and st.get("canaryWeight") == share
+
+    st, endpoints, _ = wait_for(look, timeout=30, until=agreed,
+                                message="status, EndpointSlices and kube-proxy agree on the split")
+    return st, endpoints
+
+
+def test_a_replicas_canary_splits_real_requests_as_its_status_says(cluster, namespace, operator):
+    """The replicas router on real pods: the request share clients measure at each step is the pod share
+    the operator reports in status.canaryWeight, within the tolerance above."""
+    pv = _models_claim(cluster, namespace)
+    try:
+        def model(version: str) -> dict:
+            return manifest(
+                namespace, version=version, replicas=4,
+                model={"uri": "pvc://models", "version": version},
+                runtime={"image": realnode.ECHO_SERVER, "port": 8080, "readinessPath": "/healthz",
+                         "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]},
+                template=ON_REAL_NODE,
+                rollout={"steps": [{"setWeight": 25}, {"pause": {}}, {"setWeight": 50}, {"pause": {}}]})
+
+        apply(cluster, model("1"))
+        wait_phase(cluster, namespace, "Healthy", timeout=90, stableRevision=1, readyReplicas=4)
+        ip = cluster.kubectl("get", "service", MD, "-n", namespace, "-o", "jsonpath={.spec.clusterIP}").stdout
+        assert wait_for(lambda: _served_share(ip, "1"), timeout=20, message="all answers from v1",
+                        ignore=(OSError,)) == 1.0
+
+        apply(cluster, model("2"))
+        seen = []
+        for weight in (25, 50):
+            wait_phase(cluster, namespace, "Paused", timeout=90, canaryRevision=2, stepWeight=weight)
+            st, endpoints = _settled_split(cluster, namespace, MD)
+            share = _served_share(ip, "2")
+            seen.append((weight, st["canaryWeight"], sorted(endpoints.values()), share))
+            # What clients got is what status says is served, and what the step asked (4 pods: steps of 25)
+            assert abs(share - st["canaryWeight"] / 100) <= TOLERANCE, seen
+            assert st["canaryWeight"] == weight, seen
+            assert cli(cluster, "promote", MD, "-n", namespace).returncode == 0
+        wait_phase(cluster, namespace, "Healthy", timeout=90, stableRevision=2)
+        # Revision 1 keeps its pods warm for the scale-down delay (30 s), but no longer serves
+        only_v2 = wait_for(lambda: (_ready_endpoints(cluster, namespace, MD), _proxied(namespace, MD)), timeout=10,
+                           until=lambda seen: set(seen[0].values()) == {"2"} and set(seen[0]) == seen[1],
+                           message="only revision 2 behind the Service and in kube-proxy once promoted")
+        assert len(only_v2[0]) == 4
+        assert _served_share(ip, "2") == 1.0
+        assert "canaryWeight" not in status(cluster, namespace)
+    finally:
+        cluster.kubectl("delete", "persistentvolume", pv, "--wait=false", check=False)
+
+
+def _infer(ip: str, model: str, rows: list[list[float]]) -> list:
+    """An Open Inference Protocol (V2) request through the ClusterIP: the predictions."""
+    body = json.dumps({"inputs": [{"name": "input-0", "shape": [len(rows), len(rows[0])], "datatype": "FP64",
+                                   "data": [x for row in rows for x in row]}]}).encode()
+    request = urllib.request.Request(f"http://{ip}/v2/models/{model}/infer", data=body,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as r:
+        return json.loads(r.read())["outputs"][0]["data"]
+
+
+def test_the_mlserver_preset_serves_a_real_scikit_learn_model(cluster, namespace, operator):
+    """The mlserver preset as a platform team runs it: upstream's port, probe path, models folder and user,
+    on a scikit-learn model the test trains; the predictions through the Service are the model's."""
+    import joblib
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    pv = _models_claim(cluster, namespace)
+    try:
+        features, labels = load_iris(return_X_y=True)
+        model = LogisticRegression(max_iter=1000).fit(features, labels)
+        folder = _models_folder(namespace)
+        joblib.dump(model, folder / "model.joblib")
+        (folder / "model-settings.json").write_text(json.dumps({
+            "name": "iris", "implementation": "mlserver_sklearn.SKLearnModel",
+            "parameters": {"uri": "./model.joblib", "version": "1"}}))
+        apply(cluster, manifest(namespace, version="1", replicas=1,
+                                model={"uri": "pvc://models", "version": "1"},
+                                runtime={"preset": "mlserver"}, template=ON_REAL_NODE))
+        wait_phase(cluster, namespace, "Healthy", timeout=180, stableRevision=1, readyReplicas=1)
+        ip = cluster.kubectl("get", "service", MD, "-n", namespace, "-o", "jsonpath={.spec.clusterIP}").stdout
+        rows = features[::10].tolist()
+        predicted = wait_for(lambda: _infer(ip, "iris", rows), timeout=20, ignore=(OSError,),
+                             message="MLServer answers through the Service")
+        assert predicted == model.predict(features[::10]).tolist()
+        # The preset's image, run as its numeric user (runAsNonRoot, as the operator's pods ask)
+        pod = json.loads(cluster.kubectl("get", "pods", "-n", namespace, "-o", "json").stdout)["items"][0]
+        assert pod["spec"]["containers"][0]["image"] == realnode.MLSERVER
+        uid = cluster.kubectl("exec", "-n", namespace, pod["metadata"]["name"], "-c", "server", "--", "id", "-u")
+        assert uid.stdout.strip() == "1000"
+    finally:
+        cluster.kubectl("delete", "persistentvolume", pv, "--wait=false", check=False)
