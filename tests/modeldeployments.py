@@ -59,3 +59,8 @@ def deployments(cluster: Any, namespace: str) -> dict[str, dict[str, Any]]:
 def cli(cluster: Any, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "modeldeploy.cli.main", "--kubeconfig", str(cluster.kubeconfig),
                            *args], capture_output=True, text=True, timeout=60)
+
+
+def events(cluster: Any, namespace: str, reason: str) -> list[str]:
+    """The messages of the namespace's Events with this reason."""
+    return [e["message"] for e in get(cluster, namespace, "events")["items"] if e.get("reason") == reason]

@@ -43,6 +43,7 @@ PROCESSES = ("containerd", "kubelet", "kube-proxy")
 # kubelet's iptables chains (kube-proxy's nftables tables go with `kube-proxy --cleanup`).
 KUBELET_CHAINS = ("KUBE-FIREWALL", "KUBE-KUBELET-CANARY", "KUBE-IPTABLES-HINT")
 CGROUP_ROOT = "modeldeploy"
+NO_REGISTRY = "http://127.0.0.1:9"
 
 
 class NodeError(RuntimeError):
@@ -75,6 +76,8 @@ state = "{d / 'state'}"
 [plugins."io.containerd.cri.v1.images"]
   [plugins."io.containerd.cri.v1.images".pinned_images]
     sandbox = "{PAUSE}"
+  [plugins."io.containerd.cri.v1.images".registry]
+    config_path = "{self.dir / 'registries'}"
 
 [plugins."io.containerd.cri.v1.runtime"]
   # root here may not lower oom_score_adj (no CAP_SYS_RESOURCE): without this every
@@ -171,6 +174,10 @@ state = "{d / 'state'}"
         for sub in ("logs", "pids", "cni/net.d", "cni/ipam", "pod-logs", "kubelet", "containerd"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         (self.dir / "containerd.toml").write_text(self.containerd_config())
+        # Nothing is pulled: every registry is a closed port on loopback, so a pod naming an image the node lacks
+        # fails at once (ErrImagePull, then ImagePullBackOff) and no request, not even a name lookup, leaves.
+        (self.dir / "registries" / "_default").mkdir(parents=True, exist_ok=True)
+        (self.dir / "registries" / "_default" / "hosts.toml").write_text(f'server = "{NO_REGISTRY}"\n')
         (self.dir / "cni" / "net.d" / "10-modeldeploy.conflist").write_text(self.cni_config())
         (self.dir / "kubelet.json").write_text(self.kubelet_config())
         (self.dir / "kube-proxy.json").write_text(self.kube_proxy_config())

@@ -15,16 +15,18 @@ import os
 import re
 import socket
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from helpers import wait_for
-from modeldeployments import MD, apply, cli, manifest, status, wait_phase
+from modeldeployments import MD, apply, cli, events, get, manifest, status, wait_phase
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cluster"))
 import hostnet
+import images
 import realnode
 
 pytestmark = pytest.mark.skipif(os.environ.get("MODELDEPLOY_REAL_NODE", "1") == "0",
@@ -295,5 +297,34 @@ def test_the_mlserver_preset_serves_a_real_scikit_learn_model(cluster, namespace
         assert pod["spec"]["containers"][0]["image"] == realnode.MLSERVER
         uid = cluster.kubectl("exec", "-n", namespace, pod["metadata"]["name"], "-c", "server", "--", "id", "-u")
         assert uid.stdout.strip() == "1000"
+    finally:
+        cluster.kubectl("delete", "persistentvolume", pv, "--wait=false", check=False)
+
+
+@pytest.mark.parametrize(("runtime", "reasons"), [
+    pytest.param({"image": f"{images.REGISTRY}/not-built:1"}, ("ErrImagePull", "ImagePullBackOff"),
+                 id="an-image-the-node-does-not-have"),
+    pytest.param({"image": realnode.ECHO_SERVER, "readinessPath": "/healthz",
+                  "env": [{"name": "API_KEY", "valueFrom": {"secretKeyRef": {"name": "absent", "key": "key"}}}]},
+                 ("CreateContainerConfigError",), id="a-container-the-kubelet-cannot-make"),
+])
+def test_pods_that_cannot_start_say_why_in_status_and_an_event_within_seconds(cluster, namespace, operator,
+                                                                                runtime, reasons):
+    pv = _models_claim(cluster, namespace)
+    try:
+        apply(cluster, manifest(namespace, version="1", replicas=2, model={"uri": "pvc://models", "version": "1"},
+                                runtime=runtime, template=ON_REAL_NODE))
+        began = time.monotonic()
+        st = wait_for(lambda: status(cluster, namespace), timeout=30, message=f"status names {reasons}",
+                      until=lambda s: any(r in (s.get("message") or "") for r in reasons))
+        took = time.monotonic() - began
+        # Told by the kubelet's own words, long before the 600 s progress deadline
+        assert st["phase"] == "Pending" and "0/2 pods ready; pod fraud-r1-" in st["message"], st["message"]
+        assert took < 30
+        said = wait_for(lambda: events(cluster, namespace, "PodsCannotStart"), timeout=10,
+                        message="a PodsCannotStart Event")
+        assert any(r in said[0] for r in reasons), said
+        warning = get(cluster, namespace, "events")["items"]
+        assert {e["type"] for e in warning if e.get("reason") == "PodsCannotStart"} == {"Warning"}
     finally:
         cluster.kubectl("delete", "persistentvolume", pv, "--wait=false", check=False)

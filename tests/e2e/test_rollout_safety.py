@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from helpers import holds_for, wait_for
-from modeldeployments import MD, apply, cli, deployments, get, manifest, status, wait_phase
+from modeldeployments import MD, apply, cli, deployments, events, get, manifest, status, wait_phase
 from served import ServedMonitor, endpoints_now
 
 PAUSE_AT_HALF = [{"setWeight": 50}, {"pause": {}}]
@@ -25,11 +25,6 @@ def body(namespace: str, version: str, steps: list[dict[str, Any]], replicas: in
     b = manifest(namespace, version=version, replicas=replicas)
     b["spec"]["rollout"] = {"steps": steps, "scaleDownDelaySeconds": 3, **rollout}
     return b
-
-
-def events(cluster: Any, namespace: str, reason: str) -> list[str]:
-    items = get(cluster, namespace, "events")["items"]
-    return [e["message"] for e in items if e.get("reason") == reason]
 
 
 def canary_at_half(cluster: Any, namespace: str) -> None:

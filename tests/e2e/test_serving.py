@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 import yaml
 
 from helpers import holds_for, wait_for
-from modeldeployments import MD, apply, cli, deployments, get, manifest, status, wait_phase
+from modeldeployments import MD, apply, cli, deployments, events, get, manifest, status, wait_phase
 
 
 def test_apply_serves_the_model(cluster, namespace, operator):
@@ -247,3 +248,18 @@ def test_killed_mid_reconcile_the_operator_resumes_without_duplicates(cluster, n
     revisions = get(cluster, namespace, "controllerrevisions")["items"]
     assert sorted(int(r["revision"]) for r in revisions) == [1, 2]
     assert len({s["metadata"]["name"] for s in get(cluster, namespace, "services")["items"]}) == 2
+
+
+def test_a_quota_that_refuses_pods_is_told_in_status_and_an_event(cluster, namespace, operator):
+    # Given a namespace whose quota allows 1 pod
+    cluster.kubectl("create", "quota", "pods", "--hard=pods=1", "-n", namespace)
+    # When a ModelDeployment asks for 3
+    apply(cluster, manifest(namespace, replicas=3))
+    # Then status says the ReplicaSet's refusal in its own words, not "1/3 pods ready" until the deadline
+    st = wait_for(lambda: status(cluster, namespace), timeout=30, message="status names the quota",
+                  until=lambda s: "exceeded quota" in (s.get("message") or ""))
+    assert re.search(r"[01]/3 pods ready; pods cannot be created \(FailedCreate\): pods \"fraud-r1-", st["message"]), \
+        st["message"]
+    # And a Warning Event says it once
+    said = wait_for(lambda: events(cluster, namespace, "PodsCannotStart"), timeout=10, message="an Event")
+    assert len(said) == 1 and "exceeded quota" in said[0]

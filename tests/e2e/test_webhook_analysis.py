@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from helpers import holds_for, wait_for
-from modeldeployments import MD, apply, deployments, get, manifest, status, wait_phase
+from modeldeployments import MD, apply, deployments, events, get, manifest, status, wait_phase
 
 METRIC = "canary-check"
 
@@ -35,10 +35,6 @@ def history(cluster: Any, namespace: str) -> dict[int, dict[str, str]]:
     """Revision number -> its ControllerRevision's annotations (outcome, outcome-reason, model-version)."""
     return {int(cr["revision"]): cr["metadata"].get("annotations") or {}
             for cr in get(cluster, namespace, "controllerrevisions")["items"]}
-
-
-def events(cluster: Any, namespace: str, reason: str) -> list[str]:
-    return [e["message"] for e in get(cluster, namespace, "events")["items"] if e.get("reason") == reason]
 
 
 def serve_revision_1(cluster: Any, namespace: str, steps: list[dict[str, Any]], analysis: dict[str, Any]) -> None:

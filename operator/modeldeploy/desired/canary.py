@@ -19,7 +19,7 @@ from modeldeploy.desired.analysis import INCONCLUSIVE_HOLD, analysis_due_at, fol
 from modeldeploy.desired.analysis import unclear as unclear_text
 from modeldeploy.desired.clock import parse_timestamp
 from modeldeploy.desired.endings import promote, roll_back
-from modeldeploy.desired.state import Move, Pass, Position, RolloutState, World
+from modeldeploy.desired.state import PODS_STUCK, Move, Pass, Position, RolloutState, World
 
 
 def advance(world: World, p: Pass, state: RolloutState, t: int, stable: int) -> Move:
@@ -73,6 +73,8 @@ def advance(world: World, p: Pass, state: RolloutState, t: int, stable: int) -> 
             weight = step.set_weight
             if not weight_reached(world, t, total, index, weight):
                 waiting = f"waiting for {split(world, t, total, index, weight)[1]} canary pods and the traffic split"
+                if world.stuck(t):
+                    waiting += f"; {world.stuck(t)}"
                 wake.append(1.0)
                 break
         elif step.pause is not None:
@@ -99,7 +101,7 @@ def advance(world: World, p: Pass, state: RolloutState, t: int, stable: int) -> 
         if f is not None and f.replicas >= total and world.ready(t) >= total and \
                 weight_reached(world, t, total, index, weight):
             return promote(world, p, t, stable, total, analysis)
-        waiting = f"promoting: {world.ready(t)}/{total} pods ready"
+        waiting = f"promoting: {world.readiness(t, total)}"
         wake.append(1.0)
 
     stable_pods, canary_pods = split(world, t, total, index, weight)
@@ -127,7 +129,7 @@ def advance(world: World, p: Pass, state: RolloutState, t: int, stable: int) -> 
     else:
         step_text = f"step {min(index, len(steps)) + 1}/{len(steps)}" if index < len(steps) else "final"
         phase = Phase.PAUSED if waiting.startswith("paused until") else Phase.PROGRESSING
-        reason = "Paused" if phase == Phase.PAUSED else "Canary"
+        reason = "Paused" if phase == Phase.PAUSED else PODS_STUCK if world.stuck(t) else "Canary"
         message = f"{progress} ({step_text}: {waiting})"
     # While held the step clock is off; it starts again on resume.
     return Move(p, stable, t, phase, reason, message, pods={t: canary_pods, stable: stable_pods},

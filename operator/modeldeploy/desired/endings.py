@@ -71,6 +71,5 @@ def failure(world: World, t: int, size: int, started: datetime) -> str | None:
     elapsed = (world.now - started).total_seconds()
     deadline = world.spec.rollout.progress_deadline_seconds
     if elapsed >= deadline:
-        return (f"{world.ready(t)}/{size} pods ready after {int(elapsed)}s "
-                f"(progressDeadlineSeconds {deadline})")
+        return f"{world.readiness(t, size)} after {int(elapsed)}s (progressDeadlineSeconds {deadline})"
     return None

@@ -40,6 +40,9 @@ class DeploymentFacts:
     crashing_pod: str = ""
     # How that pod's most restarted container last ended, e.g. "container server last exited 1 (Error)".
     crash_exit: str = ""
+    # Why its pods cannot start, as the kubelet or the ReplicaSet says: an image that is not there, a container
+    # the kubelet cannot make, a quota that refuses pods. Empty while nothing says so.
+    stuck: str = ""
     # The revision as the Deployment itself records it (hash, model version, serving template; no outcome), for
     # re-adopting it when the history is gone; None on a Deployment that does not say.
     carried: RevisionRecord | None = None

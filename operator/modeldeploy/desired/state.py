@@ -52,6 +52,10 @@ class RolloutState:
                    override=status.rollback, handled=dict(status.handled_requests))
 
 
+# The reason a rollout shows while its revision's pods cannot start (a Warning Event when it begins).
+PODS_STUCK = "PodsCannotStart"
+
+
 @dataclass(frozen=True)
 class World:
     """What one pass knows besides the state: the spec, the observed children, time, settings, requests."""
@@ -96,6 +100,16 @@ class World:
     def ready(self, number: int) -> int:
         f = self.facts(number)
         return f.ready_replicas if f else 0
+
+    def stuck(self, number: int) -> str:
+        """Why the revision's pods cannot start (the kubelet's or the ReplicaSet's words); empty if nothing says."""
+        f = self.facts(number)
+        return f.stuck if f else ""
+
+    def readiness(self, number: int, size: int) -> str:
+        """`3/4 pods ready`, and while some are not, why they cannot start, when something says."""
+        ready, why = self.ready(number), self.stuck(number)
+        return f"{ready}/{size} pods ready" + (f"; {why}" if why and ready < size else "")
 
 
 @dataclass(frozen=True)

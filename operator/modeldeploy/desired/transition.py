@@ -21,7 +21,7 @@ from modeldeploy.desired.facts import RevisionRecord
 from modeldeploy.desired.history import STOPPED, Outcome
 from modeldeploy.desired.ledger import Ledger
 from modeldeploy.desired.revision import template_hash
-from modeldeploy.desired.state import Decision, Fleet, Move, Pass, Pods, RolloutState, World
+from modeldeploy.desired.state import PODS_STUCK, Decision, Fleet, Move, Pass, Pods, RolloutState, World
 
 
 def transition(state: RolloutState, world: World) -> Decision:
@@ -171,8 +171,8 @@ def settle(world: World, p: Pass, state: RolloutState, t: int, stable: int | Non
                     f"revision {t} (model {rec.model_version}): {why}; fix the spec", pods={t: size},
                     started=started)
     deadline = started + timedelta(seconds=world.spec.rollout.progress_deadline_seconds)
-    return Move(p, None, None, Phase.PENDING, "Deploying",
-                f"revision {t} (model {rec.model_version}): {ready}/{size} pods ready", pods={t: size},
+    return Move(p, None, None, Phase.PENDING, PODS_STUCK if world.stuck(t) else "Deploying",
+                f"revision {t} (model {rec.model_version}): {world.readiness(t, size)}", pods={t: size},
                 started=started, wake=((deadline - world.now).total_seconds(),))
 
 
@@ -205,8 +205,8 @@ def progress(world: World, p: Pass, state: RolloutState, t: int, stable: int) ->
     if why is not None:
         return roll_back(world, p, t, stable, why, started=started, held_pods=pods)
     deadline = started + timedelta(seconds=world.spec.rollout.progress_deadline_seconds)
-    return Move(p, stable, t, Phase.PROGRESSING, "RollingOut",
-                f"revision {t} (model {rec.model_version}): {ready}/{size} pods ready; "
+    return Move(p, stable, t, Phase.PROGRESSING, PODS_STUCK if world.stuck(t) else "RollingOut",
+                f"revision {t} (model {rec.model_version}): {world.readiness(t, size)}; "
                 f"revision {stable} serves until then",
                 pods=pods, started=started, wake=((deadline - world.now).total_seconds(),))
 
@@ -222,7 +222,7 @@ def conclude(world: World, state: RolloutState, move: Move) -> Decision:
         phase, reason, message = Phase.PROGRESSING, "ScalingDown", f"{message}; {waiting}"
     events = p.events
     if (phase != state.phase or reason != state.reason) and not any(e.reason == reason for e in events):
-        kind = "Warning" if phase in (Phase.DEGRADED, Phase.FAILED) else "Normal"
+        kind = "Warning" if phase in (Phase.DEGRADED, Phase.FAILED) or reason == PODS_STUCK else "Normal"
         events = (*events, Event(kind, reason, message))
     move = replace(move, phase=phase, reason=reason, message=message)
     future = [w for w in (*move.wake, *wake) if w > 0]

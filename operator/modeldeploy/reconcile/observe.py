@@ -48,6 +48,29 @@ def last_exit(container: JSON) -> str:
     return text + (f": {message[:200]}" if message else "")
 
 
+# Waiting reasons of a container that will not start without a change (to the spec, an image, a Secret): the
+# kubelet retries them, but a person must act. (CrashLoopBackOff is told by the restart count instead.)
+STUCK_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName",
+                           "CreateContainerConfigError", "CreateContainerError", "RunContainerError"})
+
+
+def stuck(dep: JSON, pods: list[JSON]) -> str:
+    """Why a revision's pods cannot start, for people: a container's waiting reason and the kubelet's message,
+    or the ReplicaSet's refusal to create pods (a quota, an admission webhook) that the Deployment reports."""
+    for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
+        for container in _containers(pod):
+            waiting = (container.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") in STUCK_REASONS:
+                message = " ".join(str(waiting.get("message") or "").split())[:300]
+                return (f"pod {pod['metadata']['name']}: container {container.get('name', '?')} "
+                        f"{waiting['reason']}" + (f": {message}" if message else ""))
+    for cond in (dep.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "ReplicaFailure" and cond.get("status") == "True":
+            message = " ".join(str(cond.get("message") or "").split())[:300]
+            return f"pods cannot be created ({cond.get('reason', 'FailedCreate')}): {message}"
+    return ""
+
+
 # Restarts count toward a crash loop only while recent: a pod that restarted a few times over weeks is not one.
 CRASH_WINDOW = timedelta(minutes=10)
 
@@ -118,6 +141,7 @@ def deployments(deps: list[JSON], pods: list[JSON], now: datetime | None = None)
             max_restarts=restarts,
             crashing_pod=crashing,
             crash_exit=exit_text,
+            stuck=stuck(dep, _live(pods_by_rev.get(rev, []))),
             carried=carried(dep, rev),
         )
     return out
