@@ -48,8 +48,8 @@ class Recipe:
 
     def key(self) -> str:
         h = hashlib.sha256(json.dumps([self.name, self.entrypoint, self.user, self.env, self.debian, self.pip,
-                                       self.name_as, self.workdir,
-                                       sorted((k, str(v)) for k, v in self.files.items())]).encode())
+                                       self.name_as, self.workdir, sorted(self.files)]).encode())
+        # The files' contents, not where they lie: two checkouts share one archive.
         for dest in sorted(self.files):
             h.update(self.files[dest].read_bytes())
         h.update(Path(__file__).read_bytes())
