@@ -11,7 +11,7 @@ CHART := helm/modeldeploy
 KUBECTL := .cluster/bin/kubectl
 HELM := .cluster/bin/helm
 
-.PHONY: demo test bench bench-peers mutation unit e2e cluster cluster-down crds crds-check lint venv clean test-deps \
+.PHONY: demo test bench bench-peers mutation unit e2e cluster cluster-down crds crds-check lint venv clean \
 	helm-crds helm-check manifests-check
 
 venv: $(VENV)/.installed
@@ -20,15 +20,6 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e '.[dev]'
 	touch $@
-
-# The canary tests judge rollouts with a real Prometheus: Debian's package.
-test-deps:
-	@command -v prometheus >/dev/null || { \
-	  echo "installing Debian's prometheus package (for the analysis tests)"; \
-	  export DEBIAN_FRONTEND=noninteractive; \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 \
-	    || { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }; }
 
 cluster:
 	@$(PYTHON) tests/cluster/localcluster.py up
@@ -79,11 +70,11 @@ lint: venv
 unit: venv
 	$(PY) -m pytest tests/unit -q
 
-e2e: venv test-deps cluster
+e2e: venv cluster
 	$(PY) -m pytest tests/e2e -q
 
 # Everything CI runs: checks, unit tests, end-to-end tests on the local control plane.
-test: venv test-deps crds-check helm-check manifests-check lint cluster
+test: venv crds-check helm-check manifests-check lint cluster
 	$(PY) -m pytest -q
 
 demo: venv cluster

@@ -303,26 +303,34 @@ class MetricSource:
 
 
 class Prometheus:
-    """A real Prometheus server (Debian's package) scraping the MetricSource every second."""
+    """A real Prometheus server (`make cluster` builds it, tests/cluster/prometheus), scraping every second
+    what `scrape_configs` (YAML) say."""
 
-    def __init__(self, source: MetricSource, workdir: Path) -> None:
-        import shutil
-
-        binary = shutil.which("prometheus")
-        if binary is None:
-            pytest.fail("prometheus is not installed; `make test` installs Debian's package", pytrace=False)
+    def __init__(self, workdir: Path, scrape_configs: str, source: MetricSource | None = None) -> None:
+        binary = ROOT / ".cluster" / "bin" / "prometheus"
+        if not binary.exists():
+            pytest.fail(f"{binary} is missing; `make cluster` builds it", pytrace=False)
         self.source = source
         self.port = _free_port()
         config = workdir / "prometheus.yml"
-        config.write_text(
-            "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-            "scrape_configs:\n"
-            f"  - job_name: models\n    static_configs: [{{targets: ['127.0.0.1:{source.port}']}}]\n")
-        self.log = (ROOT / ".cluster" / "logs" / "prometheus.log").open("wb")
+        config.write_text("global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+                          f"scrape_configs:\n{scrape_configs}")
+        self.log = (ROOT / ".cluster" / "logs" / f"prometheus-{workdir.name}.log").open("wb")
         self.proc = subprocess.Popen([binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}",
                                       f"--web.listen-address=127.0.0.1:{self.port}"],
                                      stdout=self.log, stderr=subprocess.STDOUT)
         self.address = f"http://127.0.0.1:{self.port}"
+        try:
+            wait_for(self.ready, timeout=30, message="prometheus is ready", ignore=(OSError,))
+        except BaseException:
+            self.stop()
+            raise
+
+    def ready(self) -> bool:
+        import urllib.request
+
+        with urllib.request.urlopen(f"{self.address}/-/ready", timeout=5) as r:
+            return bool(r.status == 200)
 
     def query(self, expr: str) -> list[dict[str, object]]:
         import json as _json
@@ -336,6 +344,7 @@ class Prometheus:
 
     def set_error_ratio(self, namespace: str, value: float) -> None:
         """Set the value and wait until Prometheus has scraped it."""
+        assert self.source is not None, "this Prometheus scrapes no MetricSource"
         self.source.values[namespace] = value
         wait_for(lambda: self.query(f'model_error_ratio{{namespace="{namespace}"}}'), timeout=20,
                  until=lambda r: bool(r) and float(r[0]["value"][1]) == value,  # type: ignore[index]
@@ -350,9 +359,10 @@ class Prometheus:
 @pytest.fixture(scope="session")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
     """Prometheus, started by the tests, scraping a metric the tests control."""
-    prom = Prometheus(MetricSource(), tmp_path_factory.mktemp("prometheus"))
+    source = MetricSource()
+    static = f"  - job_name: models\n    static_configs: [{{targets: ['127.0.0.1:{source.port}']}}]\n"
+    prom = Prometheus(tmp_path_factory.mktemp("prometheus"), static, source)
     try:
-        wait_for(lambda: prom.query("up"), timeout=30, message="prometheus answers", ignore=(OSError,))
         yield prom
     finally:
         prom.stop()

@@ -8,6 +8,9 @@
 # from the Kubernetes module here; containerd, its runc shim, ctr, the CNI plugins
 # and the pause and echo-server programs from the module in node/) into
 # ~/.cache/modeldeploy/node-<key>.
+#
+# `build.sh prometheus` builds the Prometheus server the tests run, from the
+# module in prometheus/, into ~/.cache/modeldeploy/prometheus-<key>.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cache_root="${MODELDEPLOY_CACHE:-$HOME/.cache/modeldeploy}"
@@ -25,6 +28,10 @@ if [[ $what == node ]]; then
   out="$cache_root/node-$key"
   tools=(kubelet kube-proxy containerd containerd-shim-runc-v2 ctr bridge host-local loopback portmap
     pause echo-server)
+elif [[ $what == prometheus ]]; then
+  key="$(cat "$here/build.sh" "$here"/prometheus/go.* | sha256sum | cut -c1-16)"
+  out="$cache_root/prometheus-$key"
+  tools=(prometheus)
 else
   key="$(cat "$here/go.mod" "$here/go.sum" "$here/build.sh" | sha256sum | cut -c1-16)"
   out="$cache_root/bin-$key"
@@ -90,6 +97,14 @@ if [[ $what == node ]]; then
     github.com/containernetworking/plugins/plugins/main/loopback \
     github.com/containernetworking/plugins/plugins/meta/portmap \
     ./cmd/pause ./cmd/echo-server
+elif [[ $what == prometheus ]]; then
+  prometheus_version="$(awk '$1=="require" && $2=="github.com/prometheus/prometheus"{print $3; exit}' \
+    "$here/prometheus/go.mod")"
+  echo "building Prometheus (module $prometheus_version, Kubernetes service discovery only) for the tests" >&2
+  echo "  into $out; the first build takes 4-8 minutes on 2 cores; log: $log" >&2
+  cd "$here/prometheus"
+  ldflags="-s -w -X github.com/prometheus/common/version.Version=$prometheus_version"
+  compile -tags remove_all_sd,enable_kubernetes_sd github.com/prometheus/prometheus/cmd/prometheus
 else
   echo "building the local control plane (Kubernetes $k8s_version, kwok $kwok_version, helm $helm_version)" >&2
   echo "  into $out; the first build takes 15-30 minutes on 2 cores; log: $log" >&2

@@ -93,16 +93,18 @@ def _install_packages() -> None:
 
 
 def build() -> Path:
-    """Build (or find cached) binaries and link them into .cluster/bin."""
+    """Build (or find cached) binaries and link them into .cluster/bin: the control plane's, and the
+    Prometheus server the analysis tests and the demo judge rollouts with."""
     cache = _build("control-plane")
+    prometheus = _build("prometheus")
     BIN.mkdir(parents=True, exist_ok=True)
-    for tool in TOOLS:
+    for tool, target in [*((t, cache / t) for t in TOOLS), ("prometheus", prometheus / "prometheus")]:
         link = BIN / tool
-        if link.is_symlink() and link.readlink() == cache / tool:
+        if link.is_symlink() and link.readlink() == target:
             continue  # relinking would pull the tool from under a running kubectl
         if link.is_symlink() or link.exists():
             link.unlink()
-        link.symlink_to(cache / tool)
+        link.symlink_to(target)
     return cache
 
 

@@ -16,6 +16,7 @@ import re
 import socket
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -257,6 +258,17 @@ def test_a_replicas_canary_splits_real_requests_as_its_status_says(cluster, name
         cluster.kubectl("delete", "persistentvolume", pv, "--wait=false", check=False)
 
 
+def _enforce_restricted(cluster, namespace: str) -> None:
+    """Pod Security "restricted", enforced: the API server refuses any pod short of it (shown first)."""
+    cluster.kubectl("label", "namespace", namespace, "--overwrite", "pod-security.kubernetes.io/enforce=restricted",
+                    "pod-security.kubernetes.io/enforce-version=latest")
+    loose = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "loose"},
+             "spec": {**ON_REAL_NODE, "containers": [{"name": "c", "image": realnode.ECHO_SERVER}]}}
+    refused = cluster.kubectl("apply", "--dry-run=server", "-n", namespace, "-f", "-", input=json.dumps(loose),
+                              check=False)
+    assert refused.returncode != 0 and 'violates PodSecurity "restricted:latest"' in refused.stderr, refused
+
+
 def _infer(ip: str, model: str, rows: list[list[float]]) -> list:
     """An Open Inference Protocol (V2) request through the ClusterIP: the predictions."""
     body = json.dumps({"inputs": [{"name": "input-0", "shape": [len(rows), len(rows[0])], "datatype": "FP64",
@@ -268,12 +280,14 @@ def _infer(ip: str, model: str, rows: list[list[float]]) -> list:
 
 
 def test_the_mlserver_preset_serves_a_real_scikit_learn_model(cluster, namespace, operator):
-    """The mlserver preset as a platform team runs it: upstream's port, probe path, models folder and user,
-    on a scikit-learn model the test trains; the predictions through the Service are the model's."""
+    """The mlserver preset as a platform team runs it, in a namespace enforcing Pod Security "restricted":
+    upstream's port, probe path, models folder and user, on a scikit-learn model the test trains; the
+    predictions through the Service are the model's."""
     import joblib
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
 
+    _enforce_restricted(cluster, namespace)
     pv = _models_claim(cluster, namespace)
     try:
         features, labels = load_iris(return_X_y=True)
@@ -328,3 +342,195 @@ def test_pods_that_cannot_start_say_why_in_status_and_an_event_within_seconds(cl
         assert {e["type"] for e in warning if e.get("reason") == "PodsCannotStart"} == {"Warning"}
     finally:
         cluster.kubectl("delete", "persistentvolume", pv, "--wait=false", check=False)
+
+
+# How a platform's Prometheus finds model servers: the operator's pods (they carry modeldeploy.dev/revision)
+# at the container port a preset names `metrics`, labelled with namespace, pod and revision for queries.
+# docs/analysis.md shows the same job.
+SCRAPE_MODEL_SERVERS = """\
+  - job_name: model-servers
+    kubernetes_sd_configs:
+      - role: pod
+        kubeconfig_file: {kubeconfig}
+        selectors: [{{role: pod, field: spec.nodeName={node}}}]
+    relabel_configs:
+      - {{source_labels: [__meta_kubernetes_pod_container_port_name], regex: metrics, action: keep}}
+      - {{source_labels: [__meta_kubernetes_pod_label_modeldeploy_dev_revision], regex: .+, action: keep}}
+      - {{source_labels: [__meta_kubernetes_namespace], target_label: namespace}}
+      - {{source_labels: [__meta_kubernetes_pod_name], target_label: pod}}
+      - {{source_labels: [__meta_kubernetes_pod_label_modeldeploy_dev_name], target_label: modeldeployment}}
+      - {{source_labels: [__meta_kubernetes_pod_label_modeldeploy_dev_revision], target_label: revision}}
+"""
+
+
+@pytest.fixture(scope="module")
+def pod_prometheus(cluster, tmp_path_factory):
+    """Prometheus scraping the real node's model servers, found through Kubernetes service discovery."""
+    from conftest import Prometheus
+
+    prom = Prometheus(tmp_path_factory.mktemp("pod-prometheus"),
+                      SCRAPE_MODEL_SERVERS.format(kubeconfig=cluster.kubeconfig, node=realnode.NAME))
+    try:
+        yield prom
+    finally:
+        prom.stop()
+
+
+class Load:
+    """A load generator: Open Inference Protocol requests to a ClusterIP, one row each on a new connection
+    (so kube-proxy picks an endpoint for each), from a thread, until stopped or for at most 10 minutes.
+    It keeps what each request got: the model version that answered, or `error <status>`."""
+
+    def __init__(self, ip: str, model: str, rows: list[list[float]]) -> None:
+        import itertools
+        import threading
+
+        self.answers: list[str] = []
+        self._stop = threading.Event()
+        self._rows = itertools.cycle(rows)
+        self._url = f"http://{ip}/v2/models/{model}/infer"
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _one(self, row: list[float]) -> str:
+        body = json.dumps({"inputs": [{"name": "input-0", "shape": [1, len(row)], "datatype": "FP64",
+                                       "data": row}]}).encode()
+        request = urllib.request.Request(self._url, data=body, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as r:
+                return str(json.loads(r.read())["model_version"])
+        except urllib.error.HTTPError as exc:
+            return f"error {exc.code}"
+        except OSError as exc:
+            return f"error {exc}"
+
+    def _run(self) -> None:
+        ends = time.monotonic() + 600
+        while not self._stop.is_set() and time.monotonic() < ends:
+            self.answers.append(self._one(next(self._rows)))
+            self._stop.wait(0.02)
+
+    def mark(self) -> int:
+        return len(self.answers)
+
+    def since(self, mark: int) -> list[str]:
+        return self.answers[mark:]
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(15)
+
+
+# The canary's error rate as MLServer counts it: failed / all inference requests of the revision.
+ERROR_RATE = ("(sum(rate(model_infer_request_failure_total{{namespace=\"$namespace\", revision=\"$revision\"}}[{w}]))"
+              " or vector(0)) / (sum(rate(model_infer_request_success_total{{namespace=\"$namespace\","
+              " revision=\"$revision\"}}[{w}])) + (sum(rate(model_infer_request_failure_total{{namespace="
+              "\"$namespace\", revision=\"$revision\"}}[{w}])) or vector(0)))").format(w="20s")
+# One row in BAD_SHARE has a negative feature: a model that takes square roots fails on it.
+BAD_SHARE = 0.3
+
+
+def test_prometheus_analysis_on_mlservers_own_metrics_rolls_back_a_failing_model_and_promotes_a_good_one(
+        cluster, namespace, operator, pod_prometheus):
+    """Analysis on what the model servers themselves count: a new model that fails on part of the requests
+    clients really send is rolled back on its measured error rate; a good one is promoted."""
+    import joblib
+    import numpy as np
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    features, labels = load_iris(return_X_y=True)
+    models = {
+        "1": LogisticRegression(max_iter=1000).fit(features, labels),
+        # Square roots of the features: fine on iris, NaN (and MLServer's error) on a negative input
+        "2": make_pipeline(FunctionTransformer(np.sqrt), LogisticRegression(max_iter=1000)).fit(features, labels),
+        "3": LogisticRegression(C=0.5, max_iter=1000).fit(features, labels),
+    }
+    _enforce_restricted(cluster, namespace)
+    pv = _models_claim(cluster, namespace)
+    load = None
+    try:
+        for version, model in models.items():
+            folder = _models_folder(namespace) / f"v{version}"
+            folder.mkdir()
+            joblib.dump(model, folder / "model.joblib")
+            (folder / "model-settings.json").write_text(json.dumps({
+                "name": "iris", "implementation": "mlserver_sklearn.SKLearnModel",
+                "parameters": {"uri": "./model.joblib", "version": version}}))
+
+        def spec(version: str) -> dict:
+            return manifest(
+                namespace, version=version, replicas=2, model={"uri": f"pvc://models/v{version}", "version": version},
+                runtime={"preset": "mlserver"}, template=ON_REAL_NODE,
+                rollout={"steps": [{"setWeight": 50}, {"pause": {"duration": "20s"}}, {"analysis": {}}],
+                         "analysis": {"interval": "5s", "failureLimit": 0, "inconclusiveLimit": 10, "metrics": [{
+                             "name": "error-rate", "thresholdRange": {"max": 0.05},
+                             "prometheus": {"address": pod_prometheus.address, "query": ERROR_RATE}}]}})
+
+        apply(cluster, spec("1"))
+        wait_phase(cluster, namespace, "Healthy", timeout=180, stableRevision=1, readyReplicas=2)
+        ip = cluster.kubectl("get", "service", MD, "-n", namespace, "-o", "jsonpath={.spec.clusterIP}").stdout
+        rows = [[-x if i % 10 < 10 * BAD_SHARE and j == 0 else x for j, x in enumerate(row)]
+                for i, row in enumerate(features[::5].tolist())]
+        wait_for(lambda: _infer(ip, "iris", rows[1:2]), timeout=20, ignore=(OSError,),
+                 message="the Service answers (kube-proxy has programmed it)")
+        load = Load(ip, "iris", rows)
+        mark = load.mark()
+        wait_for(lambda: load.since(mark), timeout=20, until=lambda a: len(a) >= 100,
+                 message="100 answers from revision 1")
+        assert set(load.since(mark)) == {"1"}, "the stable model fails no request"
+
+        # A model that fails on negative inputs: rolled back on what MLServer counted
+        apply(cluster, spec("2"))
+        wait_phase(cluster, namespace, "Progressing", timeout=120, canaryRevision=2, canaryWeight=50)
+        canary_began = load.mark()
+        st = wait_phase(cluster, namespace, "Degraded", timeout=120, stableRevision=1)
+        while_canary = load.since(canary_began)
+        value = st["analysis"]["measurements"][0]["value"]
+        # What clients saw from revision 2 (revision 1 failed none above): errors / (its answers + errors)
+        errors = sum(a.startswith("error") for a in while_canary)
+        seen_by_clients = errors / (errors + while_canary.count("2"))
+        print(f"canary error rate: {value:.3f} measured by Prometheus, {seen_by_clients:.3f} seen by clients "
+              f"({len(while_canary)} requests while it served); rows it fails: {BAD_SHARE}")
+        assert value > 0.05 and abs(value - BAD_SHARE) < 0.15, st["analysis"]
+        assert abs(seen_by_clients - BAD_SHARE) < 0.15, while_canary
+        assert "error-rate=0." in st["message"], st["message"]
+        rolled_back = events(cluster, namespace, "RolledBack")
+        assert rolled_back and "error-rate=0." in rolled_back[-1], rolled_back
+        # And clients are back on revision 1 alone, with no errors
+        wait_for(lambda: _ready_endpoints_by_revision(cluster, namespace), timeout=30,
+                 until=lambda r: r == {"1": 2}, message="only revision 1 behind the Service")
+        time.sleep(2)  # kube-proxy follows the EndpointSlices within its 1 s sync
+        mark = load.mark()
+        wait_for(lambda: load.since(mark), timeout=20, until=lambda a: len(a) >= 100, message="100 more answers")
+        assert set(load.since(mark)) == {"1"}
+
+        # A good model: promoted, its error rate measured as 0
+        apply(cluster, spec("3"))
+        st = wait_phase(cluster, namespace, "Healthy", timeout=240, stableRevision=3)
+        assert [m["value"] for m in st["analysis"]["measurements"]] == [0], st["analysis"]
+        time.sleep(2)
+        mark = load.mark()
+        wait_for(lambda: load.since(mark), timeout=20, until=lambda a: len(a) >= 100, message="100 more answers")
+        assert set(load.since(mark)) == {"3"}
+    finally:
+        if load:
+            load.stop()
+        cluster.kubectl("delete", "persistentvolume", pv, "--wait=false", check=False)
+
+
+def _ready_endpoints_by_revision(cluster, namespace: str) -> dict[str, int]:
+    slices = get(cluster, namespace, "endpointslices")["items"]
+    pods = {p["metadata"]["name"]: p for p in get(cluster, namespace, "pods")["items"]}
+    out: dict[str, int] = {}
+    for s in slices:
+        if s["metadata"]["labels"].get("kubernetes.io/service-name") != MD:
+            continue
+        for endpoint in s.get("endpoints") or []:
+            pod = pods.get(endpoint["targetRef"]["name"])
+            if endpoint.get("conditions", {}).get("ready") and pod:
+                revision = pod["metadata"]["labels"]["modeldeploy.dev/revision"]
+                out[revision] = out.get(revision, 0) + 1
+    return out

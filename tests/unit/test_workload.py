@@ -199,8 +199,35 @@ def test_readiness_probe_and_port(runtime: dict[str, Any], path: str, port: int,
     c = server(pod(s))
     # Then the probe hits the runtime's readiness path on the named http port
     assert c["readinessProbe"]["httpGet"] == {"path": path, "port": "http"}
-    assert c["ports"] == [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+    assert c["ports"][0] == {"name": "http", "containerPort": port, "protocol": "TCP"}
     assert c["image"] == image
+
+
+@pytest.mark.parametrize(("runtime", "user"), [
+    ({"image": "srv:1"}, None),  # the image's own numeric USER
+    ({"preset": "mlserver"}, None),  # USER 1000 in the image
+    ({"preset": "torchserve"}, 1000),  # USER model-server: a name the kubelet cannot check
+    ({"preset": "triton"}, 1000),
+])
+def test_a_preset_whose_image_has_no_numeric_non_root_user_runs_as_one(runtime: dict[str, Any],
+                                                                       user: int | None) -> None:
+    c = server(pod(spec(runtime={"image": None, **runtime})))
+    assert c["securityContext"].get("runAsUser") == user
+    assert c["securityContext"]["runAsNonRoot"] is True
+
+
+@pytest.mark.parametrize(("runtime", "ports"), [
+    ({"image": "srv:1"}, [8080]),
+    ({"preset": "mlserver"}, [8080, 8082]),
+    ({"preset": "triton"}, [8000, 8002]),
+    ({"preset": "vllm"}, [8000]),  # /metrics on the API port
+    ({"preset": "mlserver", "port": 8082}, [8082]),  # the server moved onto its metrics port: one port
+])
+def test_a_preset_declares_its_servers_metrics_port_for_scrapers_to_find(runtime: dict[str, Any],
+                                                                          ports: list[int]) -> None:
+    c = server(pod(spec(runtime={"image": None, **runtime})))
+    assert [p["containerPort"] for p in c["ports"]] == ports
+    assert [p["name"] for p in c["ports"]] == ["http", "metrics"][:len(ports)]
 
 
 def test_a_stopping_server_keeps_serving_while_its_endpoint_is_removed() -> None:

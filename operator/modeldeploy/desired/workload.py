@@ -109,7 +109,9 @@ def pod_template(spec: ModelDeploymentSpec, owner: Owner, revision: int,
     server: dict[str, Any] = {
         "name": SERVER_CONTAINER,
         "image": runtime.image,
-        "ports": [{"name": "http", "containerPort": runtime.port, "protocol": "TCP"}],
+        "ports": [{"name": "http", "containerPort": runtime.port, "protocol": "TCP"},
+                  *([{"name": "metrics", "containerPort": runtime.metrics_port, "protocol": "TCP"}]
+                    if runtime.metrics_port else [])],
         "env": env,
         "envFrom": _credentials(spec),
         "readinessProbe": {"httpGet": {"path": runtime.readiness_path, "port": "http"},
@@ -118,6 +120,8 @@ def pod_template(spec: ModelDeploymentSpec, owner: Owner, revision: int,
         "volumeMounts": [mount],
         "securityContext": _restricted_container_security(),
     }
+    if runtime.run_as_user is not None:
+        server["securityContext"]["runAsUser"] = runtime.run_as_user
     if runtime.args:
         server["args"] = list(runtime.args)
     if spec.runtime.resources:
