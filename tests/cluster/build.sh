@@ -10,7 +10,8 @@
 # ~/.cache/modeldeploy/node-<key>.
 #
 # `build.sh prometheus` builds the Prometheus server the tests run, from the
-# module in prometheus/, into ~/.cache/modeldeploy/prometheus-<key>.
+# module in prometheus/, into ~/.cache/modeldeploy/prometheus-<key>; `build.sh s3`
+# the S3 server the real node's models come from (versitygw, module in s3/).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cache_root="${MODELDEPLOY_CACHE:-$HOME/.cache/modeldeploy}"
@@ -28,10 +29,10 @@ if [[ $what == node ]]; then
   out="$cache_root/node-$key"
   tools=(kubelet kube-proxy containerd containerd-shim-runc-v2 ctr bridge host-local loopback portmap
     pause echo-server)
-elif [[ $what == prometheus ]]; then
-  key="$(cat "$here/build.sh" "$here"/prometheus/go.* | sha256sum | cut -c1-16)"
-  out="$cache_root/prometheus-$key"
-  tools=(prometheus)
+elif [[ $what == prometheus || $what == s3 ]]; then
+  key="$(cat "$here/build.sh" "$here/$what"/go.* | sha256sum | cut -c1-16)"
+  out="$cache_root/$what-$key"
+  if [[ $what == s3 ]]; then tools=(versitygw); else tools=(prometheus); fi
 else
   key="$(cat "$here/go.mod" "$here/go.sum" "$here/build.sh" | sha256sum | cut -c1-16)"
   out="$cache_root/bin-$key"
@@ -105,6 +106,13 @@ elif [[ $what == prometheus ]]; then
   cd "$here/prometheus"
   ldflags="-s -w -X github.com/prometheus/common/version.Version=$prometheus_version"
   compile -tags remove_all_sd,enable_kubernetes_sd github.com/prometheus/prometheus/cmd/prometheus
+elif [[ $what == s3 ]]; then
+  versitygw_version="$(awk '$1=="require" && $2=="github.com/versity/versitygw"{print $3; exit}' "$here/s3/go.mod")"
+  echo "building the S3 server (versitygw $versitygw_version) for the real node's models" >&2
+  echo "  into $out; the first build takes 2-4 minutes on 2 cores; log: $log" >&2
+  cd "$here/s3"
+  ldflags="-s -w"
+  compile github.com/versity/versitygw/cmd/versitygw
 else
   echo "building the local control plane (Kubernetes $k8s_version, kwok $kwok_version, helm $helm_version)" >&2
   echo "  into $out; the first build takes 15-30 minutes on 2 cores; log: $log" >&2

@@ -97,15 +97,20 @@ def build() -> Path:
     Prometheus server the analysis tests and the demo judge rollouts with."""
     cache = _build("control-plane")
     prometheus = _build("prometheus")
-    BIN.mkdir(parents=True, exist_ok=True)
-    for tool, target in [*((t, cache / t) for t in TOOLS), ("prometheus", prometheus / "prometheus")]:
-        link = BIN / tool
-        if link.is_symlink() and link.readlink() == target:
-            continue  # relinking would pull the tool from under a running kubectl
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        link.symlink_to(target)
+    for tool in TOOLS:
+        _link(tool, cache / tool)
+    _link("prometheus", prometheus / "prometheus")
     return cache
+
+
+def _link(tool: str, target: Path) -> None:
+    BIN.mkdir(parents=True, exist_ok=True)
+    link = BIN / tool
+    if link.is_symlink() and link.readlink() == target:
+        return  # relinking would pull the tool from under a running kubectl
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(target)
 
 
 def _config_digest(node_cache: Path | None) -> str:
@@ -192,6 +197,7 @@ def up() -> Path:
         _install_packages()
         node_cache = _build("node")
         _link_node_bin(node_cache)
+        _link("versitygw", _build("s3") / "versitygw")  # the tests' S3 server, for models on the real node
         try:
             archives = _node().build_images(IMAGES, _say)
         except images.ImageError as exc:

@@ -26,6 +26,7 @@ from pathlib import Path
 import hostnet
 import images
 
+HERE = Path(__file__).resolve().parent
 NAME = "modeldeploy-node"
 LABEL = "modeldeploy.dev/real-node"
 TAINT = f"{LABEL}=true:NoSchedule"
@@ -36,6 +37,10 @@ ECHO_SERVER = f"{images.REGISTRY}/echo-server:{images.TAG}"
 # The mlserver runtime preset's image, built here under the preset's name (operator/modeldeploy/desired/
 # runtime.py; a unit test holds the two equal), so the preset is tested as a platform team runs it.
 MLSERVER = "docker.io/seldonio/mlserver:1.6.1"
+# The storage initializer, likewise under the operator's default --storage-initializer-image (a unit test holds
+# them equal), running this kserve-storage: the storage code of KServe's image of the same version.
+KSERVE_STORAGE = "0.21.0"
+STORAGE_INITIALIZER = f"docker.io/kserve/storage-initializer:v{KSERVE_STORAGE}"
 # The scikit-learn the tests train with (pyproject.toml's dev extra): a pickled model loads only in the same one.
 SKLEARN = "scikit-learn==1.9.1"
 # Started in this order, stopped in the reverse one.
@@ -209,6 +214,13 @@ state = "{d / 'state'}"
                           pip=("mlserver==1.6.1", "mlserver-sklearn==1.6.1", "uvloop==0.21.0", SKLEARN),
                           name_as=MLSERVER,
                           workdir="/opt/mlserver"),
+            # KServe's storage code, under the name and tag the operator's --storage-initializer-image
+            # defaults to; as a non-root user, as the operator's init containers run.
+            images.Recipe("storage-initializer", {"/opt/storage-initializer.py": HERE / "storage_initializer.py"},
+                          ("/opt/venv/bin/python", "/opt/storage-initializer.py"), user="1000:1000",
+                          env=("PATH=/opt/venv/bin:/usr/bin:/bin", "HOME=/tmp"),
+                          debian=("python3", "python3-venv", "ca-certificates"),
+                          pip=(f"kserve-storage=={KSERVE_STORAGE}",), name_as=STORAGE_INITIALIZER),
         ]
 
     def build_images(self, cache: Path, say) -> list[Path]:

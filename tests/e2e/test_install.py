@@ -253,7 +253,7 @@ def test_the_rendered_arguments_are_what_modeldeploy_run_takes(cluster):
     every = parsed["helm-every-option"]
     assert every.namespace == ["team-a", "team-b"] and every.verbose and every.log_format == "text"
     assert every.peering == "modeldeploy"
-    assert every.storage_initializer_image == "docker.io/kserve/storage-initializer:v0.14.1"
+    assert every.storage_initializer_image == "docker.io/kserve/storage-initializer:v0.21.0"
 
 
 def test_the_servicemonitor_is_rendered_only_when_enabled(cluster):

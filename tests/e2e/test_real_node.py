@@ -534,3 +534,121 @@ def _ready_endpoints_by_revision(cluster, namespace: str) -> dict[str, int]:
                 revision = pod["metadata"]["labels"]["modeldeploy.dev/revision"]
                 out[revision] = out.get(revision, 0) + 1
     return out
+
+
+class S3:
+    """A real S3 server (versitygw on its posix backend, built by `make cluster`) on the bridge's address, where
+    the real node's pods reach it; it checks every request's signature against its one key pair."""
+
+    def __init__(self, folder: Path) -> None:
+        import secrets
+        import subprocess
+
+        self.access_key, self.secret_key = "modeldeploy-tests", secrets.token_hex(16)
+        host = hostnet.BRIDGE_ADDRESS.split("/")[0]
+        with socket.socket() as s:  # a free port, on the bridge's address only
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        self.endpoint = f"http://{host}:{port}"
+        (folder / "data").mkdir()
+        self.log = (ROOT / ".cluster" / "logs" / "s3.log").open("ab")
+        self.proc = subprocess.Popen(
+            [str(ROOT / ".cluster" / "bin" / "versitygw"), "--port", f"{host}:{port}", "--quiet",
+             "--access", self.access_key, "--secret", self.secret_key, "posix", str(folder / "data")],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for(lambda: self.client().list_buckets(), timeout=20, message="the S3 server answers",
+                 ignore=(Exception,))
+
+    def client(self, secret_key: str | None = None):
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
+                            aws_access_key_id=self.access_key, aws_secret_access_key=secret_key or self.secret_key)
+
+    def credentials(self, secret_key: str | None = None) -> dict[str, str]:
+        """A credentialsSecret's data, as KServe's storage code reads it."""
+        return {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": secret_key or self.secret_key,
+                "AWS_ENDPOINT_URL": self.endpoint, "AWS_DEFAULT_REGION": "us-east-1"}
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    server = S3(tmp_path_factory.mktemp("s3"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _secret(cluster, namespace: str, name: str, data: dict[str, str]) -> None:
+    cluster.kubectl("create", "secret", "generic", name, "-n", namespace,
+                    *(f"--from-literal={k}={v}" for k, v in data.items()))
+
+
+def test_a_model_is_fetched_from_s3_by_kserves_storage_code_and_served(cluster, namespace, operator, s3):
+    """s3:// with a credentialsSecret, fetched by the storage initializer (kserve-storage) into the pod, served
+    by MLServer; a model that cannot be fetched says why in the storage code's own words, within seconds, while
+    the serving revision keeps serving."""
+    import io
+
+    import joblib
+    from sklearn.datasets import load_iris
+    from sklearn.tree import DecisionTreeClassifier
+
+    _enforce_restricted(cluster, namespace)
+    features, labels = load_iris(return_X_y=True)
+    model = DecisionTreeClassifier(random_state=0).fit(features, labels)
+    bucket = f"models-{namespace}"[:63]
+    client = s3.client()
+    client.create_bucket(Bucket=bucket)
+    packed = io.BytesIO()
+    joblib.dump(model, packed)
+    client.put_object(Bucket=bucket, Key="iris/v1/model.joblib", Body=packed.getvalue())
+    client.put_object(Bucket=bucket, Key="iris/v1/model-settings.json", Body=json.dumps({
+        "name": "iris", "implementation": "mlserver_sklearn.SKLearnModel",
+        "parameters": {"uri": "./model.joblib", "version": "1"}}).encode())
+    _secret(cluster, namespace, "s3", s3.credentials())
+    _secret(cluster, namespace, "s3-wrong", s3.credentials(secret_key="not-the-key"))
+
+    def spec(version: str, uri: str, secret: str) -> dict:
+        return manifest(namespace, version=version, replicas=1, model={"uri": uri, "version": version,
+                                                                        "credentialsSecret": secret},
+                        runtime={"preset": "mlserver"}, template=ON_REAL_NODE)
+
+    apply(cluster, spec("1", f"s3://{bucket}/iris/v1", "s3"))
+    wait_phase(cluster, namespace, "Healthy", timeout=180, stableRevision=1, readyReplicas=1)
+    ip = cluster.kubectl("get", "service", MD, "-n", namespace, "-o", "jsonpath={.spec.clusterIP}").stdout
+    rows = features[::10].tolist()
+    predicted = wait_for(lambda: _infer(ip, "iris", rows), timeout=20, ignore=(OSError,),
+                         message="MLServer answers through the Service")
+    assert predicted == model.predict(features[::10]).tolist()
+    pod = get(cluster, namespace, "pods")["items"][0]
+    init = pod["status"]["initContainerStatuses"][0]
+    assert init["image"] == realnode.STORAGE_INITIALIZER
+    assert init["state"]["terminated"]["exitCode"] == 0
+
+    cases = [
+        # wrong credentials: the server refuses the request's signature (a HEAD: a status, no error code)
+        ("2", f"s3://{bucket}/iris/v1", "s3-wrong", "HeadBucket operation: Forbidden"),
+        # a missing object: kserve-storage finds nothing under the prefix
+        ("3", f"s3://{bucket}/iris/v9", "s3", "No model found in iris/v9"),
+    ]
+    for version, uri, secret, said in cases:
+        apply(cluster, spec(version, uri, secret))
+        began = time.monotonic()
+        st = wait_for(lambda: status(cluster, namespace), timeout=60, message=f"status quotes {said!r}",
+                      until=lambda s, said=said: said in (s.get("message") or ""))
+        took = time.monotonic() - began
+        print(f"{uri} with {secret}: told in {took:.1f} s: {st['message']}")
+        assert "init container storage-initializer failed (exit 1): fetching " + uri in st["message"], st
+        assert st["stableRevision"] == 1
+        reported = wait_for(lambda: events(cluster, namespace, "PodsCannotStart"), timeout=10,
+                            until=lambda e, said=said: any(said in m for m in e), message="a PodsCannotStart Event")
+        assert reported
+        # Revision 1 still serves, right
+        assert _infer(ip, "iris", rows) == model.predict(features[::10]).tolist()

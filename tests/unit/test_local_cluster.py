@@ -57,6 +57,12 @@ def test_the_real_nodes_mlserver_image_is_the_one_the_preset_names():
     assert PRESETS["mlserver"].image == realnode.MLSERVER
 
 
+def test_the_real_nodes_storage_initializer_is_the_operators_default():
+    from modeldeploy.desired.settings import Settings
+
+    assert Settings().storage_initializer_image == realnode.STORAGE_INITIALIZER
+
+
 def test_the_tests_train_with_the_scikit_learn_the_mlserver_image_loads():
     pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
     assert f'"{realnode.SKLEARN}"' in pyproject

@@ -19,6 +19,16 @@ def pod(name: str, **waiting: str) -> dict[str, Any]:
                                               "state": {"waiting": waiting} if waiting else {"running": {}}}]}}
 
 
+def initializing(name: str, ready: bool = False, **states: Any) -> dict[str, Any]:
+    """A pod whose storage initializer is in `states` (state=..., lastState=...)."""
+    return {"metadata": {"name": name},
+            "status": {"initContainerStatuses": [{"name": "storage-initializer", "restartCount": 1, "ready": ready,
+                                                  **states}],
+                       "containerStatuses": [{"name": "server", "restartCount": 0,
+                                              "state": {"waiting": {"reason": "PodInitializing"}}}]}}
+
+
+DENIED = "fetching s3://models/v1 failed: ClientError: An error occurred (InvalidAccessKeyId)"
 DEPLOYMENT: dict[str, Any] = {"status": {}}
 QUOTA = {"status": {"conditions": [{"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
                                     "message": 'pods "fraud-r1-x" is forbidden: exceeded quota: pods, used: 1, '
@@ -36,6 +46,17 @@ QUOTA = {"status": {"conditions": [{"type": "ReplicaFailure", "status": "True", 
                  id="config-the-kubelet-cannot-make"),
     pytest.param(QUOTA, [], 'pods cannot be created (FailedCreate): pods "fraud-r1-x" is forbidden: exceeded '
                             'quota: pods, used: 1, limited: 1', id="quota"),
+    pytest.param(DEPLOYMENT, [initializing("fraud-r1-a", state={"terminated": {"exitCode": 1, "message": DENIED}})],
+                 f"pod fraud-r1-a: init container storage-initializer failed (exit 1): {DENIED}",
+                 id="model-download-failed"),
+    pytest.param(DEPLOYMENT, [initializing("fraud-r1-a", state={"waiting": {"reason": "CrashLoopBackOff"}},
+                                           lastState={"terminated": {"exitCode": 1, "message": "x" * 400 + DENIED}})],
+                 f"pod fraud-r1-a: init container storage-initializer failed (exit 1): "
+                 f"...{('x' * 400 + DENIED)[-300:]}", id="model-download-retried-the-end-of-its-log-quoted"),
+    pytest.param(DEPLOYMENT, [initializing("fraud-r1-a", state={"running": {}})], "", id="model-downloading"),
+    pytest.param(DEPLOYMENT, [initializing("fraud-r1-a", ready=True, state={"terminated": {"exitCode": 0}},
+                                           lastState={"terminated": {"exitCode": 1}})], "",
+                 id="model-downloaded-on-a-retry"),
     pytest.param(DEPLOYMENT, [pod("fraud-r1-a", reason="CrashLoopBackOff")], "", id="crash-loops-count-restarts"),
     pytest.param(DEPLOYMENT, [pod("fraud-r1-a", reason="ContainerCreating")], "", id="still-starting"),
     pytest.param(DEPLOYMENT, [pod("fraud-r1-a")], "", id="running"),

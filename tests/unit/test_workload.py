@@ -139,6 +139,8 @@ def test_remote_uri_is_fetched_by_the_storage_initializer(uri: str) -> None:
     assert p["spec"]["volumes"] == [{"name": workload.MODEL_VOLUME, "emptyDir": {}}]
     assert server(p)["volumeMounts"] == [{"name": workload.MODEL_VOLUME, "mountPath": names.MODEL_MOUNT_PATH,
                                           "readOnly": True}]
+    # and a failed fetch leaves its last log lines in the pod's status, for the operator to quote
+    assert init["terminationMessagePolicy"] == server(p)["terminationMessagePolicy"] == "FallbackToLogsOnError"
 
 
 def test_labels_selector_and_owner() -> None:

@@ -265,7 +265,7 @@ def parser() -> argparse.ArgumentParser:
                      help="the operator's namespace, where AnalysisProviders' bearerTokenSecrets are read "
                           "(default: $POD_NAMESPACE)")
     run.add_argument("--storage-initializer-image", default=os.environ.get(
-        "MODELDEPLOY_STORAGE_INITIALIZER_IMAGE", "docker.io/kserve/storage-initializer:v0.14.1"),
+        "MODELDEPLOY_STORAGE_INITIALIZER_IMAGE", "docker.io/kserve/storage-initializer:v0.21.0"),
         help="image of the init container that fetches model.uri")
     run.set_defaults(func=cmd_run)
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 class Settings:
     # Fetches model.uri into the shared model volume before the server starts
     # (the storage-initializer pattern); its args are `<uri> <dest-dir>`.
-    storage_initializer_image: str = "docker.io/kserve/storage-initializer:v0.14.1"
+    storage_initializer_image: str = "docker.io/kserve/storage-initializer:v0.21.0"
     # A canary pod restarting this often has crashed for good: roll back.
     crash_restart_limit: int = 3
     # Analysis URLs written in a ModelDeployment (prometheus.address, webhook.url) are reached only when the

@@ -101,6 +101,9 @@ def pod_template(spec: ModelDeploymentSpec, owner: Owner, revision: int,
             "envFrom": _credentials(spec),
             "volumeMounts": [{"name": MODEL_VOLUME, "mountPath": names.MODEL_MOUNT_PATH}],
             "securityContext": _restricted_container_security(),
+            # An initializer that fails says why in its last log lines: the kubelet puts them in the
+            # container's status, and the operator quotes them.
+            "terminationMessagePolicy": "FallbackToLogsOnError",
         })
 
     env = [e.model_dump(by_alias=True, exclude_none=True, mode="json") for e in (spec.runtime.env or [])]
@@ -117,6 +120,7 @@ def pod_template(spec: ModelDeploymentSpec, owner: Owner, revision: int,
         "readinessProbe": {"httpGet": {"path": runtime.readiness_path, "port": "http"},
                            "periodSeconds": 5, "failureThreshold": 3},
         "lifecycle": {"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}},
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": [mount],
         "securityContext": _restricted_container_security(),
     }

@@ -44,8 +44,13 @@ def last_exit(container: JSON) -> str:
         text += f" last exited {ended['exitCode']}"
         if ended.get("reason"):
             text += f" ({ended['reason']})"
-    message = " ".join(str(ended.get("message") or "").split())
-    return text + (f": {message[:200]}" if message else "")
+    return text + _message(ended)
+
+
+def _message(terminated: JSON) -> str:
+    # A termination message is often a log's last lines: what went wrong is at its end.
+    message = " ".join(str(terminated.get("message") or "").split())
+    return f": {message if len(message) <= 300 else '...' + message[-300:]}" if message else ""
 
 
 # Waiting reasons of a container that will not start without a change (to the spec, an image, a Secret): the
@@ -58,6 +63,12 @@ def stuck(dep: JSON, pods: list[JSON]) -> str:
     """Why a revision's pods cannot start, for people: a container's waiting reason and the kubelet's message,
     or the ReplicaSet's refusal to create pods (a quota, an admission webhook) that the Deployment reports."""
     for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
+        for container in (pod.get("status") or {}).get("initContainerStatuses") or []:
+            # An init container that failed (a model that cannot be downloaded) holds the pod back from its
+            # first failure on: the kubelet retries it, but it rarely heals without a change.
+            if not container.get("ready") and (ended := _failed(container)):
+                return (f"pod {pod['metadata']['name']}: init container {container.get('name', '?')} failed "
+                        f"(exit {ended.get('exitCode')})" + _message(ended))
         for container in _containers(pod):
             waiting = (container.get("state") or {}).get("waiting") or {}
             if waiting.get("reason") in STUCK_REASONS:
@@ -69,6 +80,15 @@ def stuck(dep: JSON, pods: list[JSON]) -> str:
             message = " ".join(str(cond.get("message") or "").split())[:300]
             return f"pods cannot be created ({cond.get('reason', 'FailedCreate')}): {message}"
     return ""
+
+
+def _failed(container: JSON) -> JSON:
+    """How a container ended with an error, now or before its current retry; {} when it has not."""
+    for state in (container.get("state") or {}, container.get("lastState") or {}):
+        ended = state.get("terminated") or {}
+        if ended.get("exitCode", 0) != 0:
+            return dict(ended)
+    return {}
 
 
 # Restarts count toward a crash loop only while recent: a pod that restarted a few times over weeks is not one.
