@@ -279,6 +279,17 @@ def _infer(ip: str, model: str, rows: list[list[float]]) -> list:
         return json.loads(r.read())["outputs"][0]["data"]
 
 
+def _serves_predictions_of(cluster, namespace: str, model, features) -> str:
+    """Once the first revision is Healthy, MLServer's V2 predictions through the Service are `model`'s own on
+    every tenth iris row. Returns the ClusterIP."""
+    wait_phase(cluster, namespace, "Healthy", timeout=180, stableRevision=1, readyReplicas=1)
+    ip = cluster.kubectl("get", "service", MD, "-n", namespace, "-o", "jsonpath={.spec.clusterIP}").stdout
+    predicted = wait_for(lambda: _infer(ip, "iris", features[::10].tolist()), timeout=20, ignore=(OSError,),
+                         message="MLServer answers through the Service")
+    assert predicted == model.predict(features[::10]).tolist()
+    return ip
+
+
 def test_the_mlserver_preset_serves_a_real_scikit_learn_model(cluster, namespace, operator):
     """The mlserver preset as a platform team runs it, in a namespace enforcing Pod Security "restricted":
     upstream's port, probe path, models folder and user, on a scikit-learn model the test trains; the
@@ -300,12 +311,7 @@ def test_the_mlserver_preset_serves_a_real_scikit_learn_model(cluster, namespace
         apply(cluster, manifest(namespace, version="1", replicas=1,
                                 model={"uri": "pvc://models", "version": "1"},
                                 runtime={"preset": "mlserver"}, template=ON_REAL_NODE))
-        wait_phase(cluster, namespace, "Healthy", timeout=180, stableRevision=1, readyReplicas=1)
-        ip = cluster.kubectl("get", "service", MD, "-n", namespace, "-o", "jsonpath={.spec.clusterIP}").stdout
-        rows = features[::10].tolist()
-        predicted = wait_for(lambda: _infer(ip, "iris", rows), timeout=20, ignore=(OSError,),
-                             message="MLServer answers through the Service")
-        assert predicted == model.predict(features[::10]).tolist()
+        _serves_predictions_of(cluster, namespace, model, features)
         # The preset's image, run as its numeric user (runAsNonRoot, as the operator's pods ask)
         pod = json.loads(cluster.kubectl("get", "pods", "-n", namespace, "-o", "json").stdout)["items"][0]
         assert pod["spec"]["containers"][0]["image"] == realnode.MLSERVER
@@ -621,12 +627,7 @@ def test_a_model_is_fetched_from_s3_by_kserves_storage_code_and_served(cluster, 
                         runtime={"preset": "mlserver"}, template=ON_REAL_NODE)
 
     apply(cluster, spec("1", f"s3://{bucket}/iris/v1", "s3"))
-    wait_phase(cluster, namespace, "Healthy", timeout=180, stableRevision=1, readyReplicas=1)
-    ip = cluster.kubectl("get", "service", MD, "-n", namespace, "-o", "jsonpath={.spec.clusterIP}").stdout
-    rows = features[::10].tolist()
-    predicted = wait_for(lambda: _infer(ip, "iris", rows), timeout=20, ignore=(OSError,),
-                         message="MLServer answers through the Service")
-    assert predicted == model.predict(features[::10]).tolist()
+    ip = _serves_predictions_of(cluster, namespace, model, features)
     pod = get(cluster, namespace, "pods")["items"][0]
     init = pod["status"]["initContainerStatuses"][0]
     assert init["image"] == realnode.STORAGE_INITIALIZER
@@ -651,4 +652,4 @@ def test_a_model_is_fetched_from_s3_by_kserves_storage_code_and_served(cluster, 
                             until=lambda e, said=said: any(said in m for m in e), message="a PodsCannotStart Event")
         assert reported
         # Revision 1 still serves, right
-        assert _infer(ip, "iris", rows) == model.predict(features[::10]).tolist()
+        assert _infer(ip, "iris", features[::10].tolist()) == model.predict(features[::10]).tolist()
