@@ -1,5 +1,8 @@
 """`make demo`: the operator on the local control plane, start to finish.
 
+With the real node (the default) it runs examples/real_node_demo.py. On the KWOK-only cluster
+(MODELDEPLOY_REAL_NODE=0) it runs the story below, on simulated pods:
+
 Installs the CRD, runs the operator, applies the ModelDeployments in
 examples/, shows them become Healthy, rolls a new model version through, and
 stops by itself. The cluster stays up for a look around afterwards.
@@ -12,30 +15,12 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import yaml
+from democluster import KUBECONFIG, LOG, NAMESPACE, ROOT, kubectl, say
 
-ROOT = Path(__file__).resolve().parent.parent
-CLUSTER = ROOT / ".cluster"
-KUBECONFIG = CLUSTER / "kubeconfig"
-KUBECTL = str(CLUSTER / "bin" / "kubectl")
-NAMESPACE = "modeldeploy-demo"
 EXAMPLES = [ROOT / "examples" / "fraud.yaml", ROOT / "examples" / "sentiment.yaml"]
-LOG = CLUSTER / "logs" / "operator-demo.log"
-
-
-def say(text: str = "") -> None:
-    print(text, flush=True)
-
-
-def kubectl(*args: str, stdin: str | None = None, check: bool = True) -> str:
-    proc = subprocess.run([KUBECTL, f"--kubeconfig={KUBECONFIG}", *args], input=stdin, capture_output=True,
-                          text=True)
-    if check and proc.returncode != 0:
-        raise SystemExit(f"error: kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
-    return proc.stdout
 
 
 def statuses() -> dict[str, dict[str, Any]]:
@@ -70,6 +55,11 @@ def watch(until: Any, timeout: float) -> dict[str, dict[str, Any]]:
 def main() -> int:
     if not KUBECONFIG.exists():
         raise SystemExit("error: no local control plane; run `make cluster` (or `make demo`, which starts it)")
+    if os.environ.get("MODELDEPLOY_REAL_NODE", "1") != "0":
+        # The story with real pods, requests and metrics (examples/real_node_demo.py)
+        import real_node_demo
+
+        return real_node_demo.main()
     say("== modeldeploy demo on the local control plane")
     say("-- installing the ModelDeployment CRD")
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))

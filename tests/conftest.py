@@ -19,6 +19,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 import pytest
+import servers  # tests/cluster (on pytest's pythonpath): servers shared with `make demo`
 
 from helpers import wait_for
 from webhooks import webhooks  # noqa: F401  (a fixture: an HTTP endpoint on loopback that tests answer from)
@@ -302,58 +303,23 @@ class MetricSource:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
-class Prometheus:
-    """A real Prometheus server (`make cluster` builds it, tests/cluster/prometheus), scraping every second
-    what `scrape_configs` (YAML) say."""
+class Prometheus(servers.Prometheus):
+    """Prometheus (tests/cluster/servers.py) that can scrape a MetricSource whose values the tests set."""
 
     def __init__(self, workdir: Path, scrape_configs: str, source: MetricSource | None = None) -> None:
-        binary = ROOT / ".cluster" / "bin" / "prometheus"
-        if not binary.exists():
-            pytest.fail(f"{binary} is missing; `make cluster` builds it", pytrace=False)
-        self.source = source
-        self.port = _free_port()
-        config = workdir / "prometheus.yml"
-        config.write_text("global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-                          f"scrape_configs:\n{scrape_configs}")
-        self.log = (ROOT / ".cluster" / "logs" / f"prometheus-{workdir.name}.log").open("wb")
-        self.proc = subprocess.Popen([binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}",
-                                      f"--web.listen-address=127.0.0.1:{self.port}"],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        self.address = f"http://127.0.0.1:{self.port}"
         try:
-            wait_for(self.ready, timeout=30, message="prometheus is ready", ignore=(OSError,))
-        except BaseException:
-            self.stop()
-            raise
-
-    def ready(self) -> bool:
-        import urllib.request
-
-        with urllib.request.urlopen(f"{self.address}/-/ready", timeout=5) as r:
-            return bool(r.status == 200)
-
-    def query(self, expr: str) -> list[dict[str, object]]:
-        import json as _json
-        import urllib.parse
-        import urllib.request
-
-        url = f"{self.address}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
-        with urllib.request.urlopen(url, timeout=5) as r:
-            result: list[dict[str, object]] = _json.loads(r.read())["data"]["result"]
-            return result
+            super().__init__(workdir, scrape_configs)
+        except FileNotFoundError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        self.source = source
 
     def set_error_ratio(self, namespace: str, value: float) -> None:
         """Set the value and wait until Prometheus has scraped it."""
         assert self.source is not None, "this Prometheus scrapes no MetricSource"
         self.source.values[namespace] = value
         wait_for(lambda: self.query(f'model_error_ratio{{namespace="{namespace}"}}'), timeout=20,
-                 until=lambda r: bool(r) and float(r[0]["value"][1]) == value,  # type: ignore[index]
+                 until=lambda r: bool(r) and float(r[0]["value"][1]) == value,
                  message=f"prometheus sees error ratio {value}", ignore=(OSError,))
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
-        self.log.close()
 
 
 @pytest.fixture(scope="session")

@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cluster"))
 import hostnet
 import images
 import realnode
+import servers
 
 pytestmark = pytest.mark.skipif(os.environ.get("MODELDEPLOY_REAL_NODE", "1") == "0",
                                 reason="the KWOK-only cluster has no real node")
@@ -270,13 +271,8 @@ def _enforce_restricted(cluster, namespace: str) -> None:
 
 
 def _infer(ip: str, model: str, rows: list[list[float]]) -> list:
-    """An Open Inference Protocol (V2) request through the ClusterIP: the predictions."""
-    body = json.dumps({"inputs": [{"name": "input-0", "shape": [len(rows), len(rows[0])], "datatype": "FP64",
-                                   "data": [x for row in rows for x in row]}]}).encode()
-    request = urllib.request.Request(f"http://{ip}/v2/models/{model}/infer", data=body,
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as r:
-        return json.loads(r.read())["outputs"][0]["data"]
+    """The predictions of a V2 request through the ClusterIP."""
+    return servers.infer(ip, model, rows)["outputs"][0]["data"]
 
 
 def _serves_predictions_of(cluster, namespace: str, model, features) -> str:
@@ -350,88 +346,20 @@ def test_pods_that_cannot_start_say_why_in_status_and_an_event_within_seconds(cl
         cluster.kubectl("delete", "persistentvolume", pv, "--wait=false", check=False)
 
 
-# How a platform's Prometheus finds model servers: the operator's pods (they carry modeldeploy.dev/revision)
-# at the container port a preset names `metrics`, labelled with namespace, pod and revision for queries.
-# docs/analysis.md shows the same job.
-SCRAPE_MODEL_SERVERS = """\
-  - job_name: model-servers
-    kubernetes_sd_configs:
-      - role: pod
-        kubeconfig_file: {kubeconfig}
-        selectors: [{{role: pod, field: spec.nodeName={node}}}]
-    relabel_configs:
-      - {{source_labels: [__meta_kubernetes_pod_container_port_name], regex: metrics, action: keep}}
-      - {{source_labels: [__meta_kubernetes_pod_label_modeldeploy_dev_revision], regex: .+, action: keep}}
-      - {{source_labels: [__meta_kubernetes_namespace], target_label: namespace}}
-      - {{source_labels: [__meta_kubernetes_pod_name], target_label: pod}}
-      - {{source_labels: [__meta_kubernetes_pod_label_modeldeploy_dev_name], target_label: modeldeployment}}
-      - {{source_labels: [__meta_kubernetes_pod_label_modeldeploy_dev_revision], target_label: revision}}
-"""
-
-
 @pytest.fixture(scope="module")
 def pod_prometheus(cluster, tmp_path_factory):
     """Prometheus scraping the real node's model servers, found through Kubernetes service discovery."""
     from conftest import Prometheus
 
     prom = Prometheus(tmp_path_factory.mktemp("pod-prometheus"),
-                      SCRAPE_MODEL_SERVERS.format(kubeconfig=cluster.kubeconfig, node=realnode.NAME))
+                      servers.SCRAPE_MODEL_SERVERS.format(kubeconfig=cluster.kubeconfig, node=realnode.NAME))
     try:
         yield prom
     finally:
         prom.stop()
 
 
-class Load:
-    """A load generator: Open Inference Protocol requests to a ClusterIP, one row each on a new connection
-    (so kube-proxy picks an endpoint for each), from a thread, until stopped or for at most 10 minutes.
-    It keeps what each request got: the model version that answered, or `error <status>`."""
-
-    def __init__(self, ip: str, model: str, rows: list[list[float]]) -> None:
-        import itertools
-        import threading
-
-        self.answers: list[str] = []
-        self._stop = threading.Event()
-        self._rows = itertools.cycle(rows)
-        self._url = f"http://{ip}/v2/models/{model}/infer"
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _one(self, row: list[float]) -> str:
-        body = json.dumps({"inputs": [{"name": "input-0", "shape": [1, len(row)], "datatype": "FP64",
-                                       "data": row}]}).encode()
-        request = urllib.request.Request(self._url, data=body, headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=10) as r:
-                return str(json.loads(r.read())["model_version"])
-        except urllib.error.HTTPError as exc:
-            return f"error {exc.code}"
-        except OSError as exc:
-            return f"error {exc}"
-
-    def _run(self) -> None:
-        ends = time.monotonic() + 600
-        while not self._stop.is_set() and time.monotonic() < ends:
-            self.answers.append(self._one(next(self._rows)))
-            self._stop.wait(0.02)
-
-    def mark(self) -> int:
-        return len(self.answers)
-
-    def since(self, mark: int) -> list[str]:
-        return self.answers[mark:]
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(15)
-
-
-# The canary's error rate as MLServer counts it: failed / all inference requests of the revision.
-ERROR_RATE = ("(sum(rate(model_infer_request_failure_total{{namespace=\"$namespace\", revision=\"$revision\"}}[{w}]))"
-              " or vector(0)) / (sum(rate(model_infer_request_success_total{{namespace=\"$namespace\","
-              " revision=\"$revision\"}}[{w}])) + (sum(rate(model_infer_request_failure_total{{namespace="
-              "\"$namespace\", revision=\"$revision\"}}[{w}])) or vector(0)))").format(w="20s")
+ERROR_RATE = servers.MLSERVER_ERROR_RATE.format(w="20s")
 # One row in BAD_SHARE has a negative feature: a model that takes square roots fails on it.
 BAD_SHARE = 0.3
 
@@ -482,7 +410,7 @@ def test_prometheus_analysis_on_mlservers_own_metrics_rolls_back_a_failing_model
                 for i, row in enumerate(features[::5].tolist())]
         wait_for(lambda: _infer(ip, "iris", rows[1:2]), timeout=20, ignore=(OSError,),
                  message="the Service answers (kube-proxy has programmed it)")
-        load = Load(ip, "iris", rows)
+        load = servers.Load(ip, "iris", rows)
         mark = load.mark()
         wait_for(lambda: load.since(mark), timeout=20, until=lambda a: len(a) >= 100,
                  message="100 answers from revision 1")
@@ -505,10 +433,10 @@ def test_prometheus_analysis_on_mlservers_own_metrics_rolls_back_a_failing_model
         assert "error-rate=0." in st["message"], st["message"]
         rolled_back = events(cluster, namespace, "RolledBack")
         assert rolled_back and "error-rate=0." in rolled_back[-1], rolled_back
-        # And clients are back on revision 1 alone, with no errors
-        wait_for(lambda: _ready_endpoints_by_revision(cluster, namespace), timeout=30,
-                 until=lambda r: r == {"1": 2}, message="only revision 1 behind the Service")
-        time.sleep(2)  # kube-proxy follows the EndpointSlices within its 1 s sync
+        # And clients are back on revision 1 alone, with no errors, at once: while revision 1 gets back the pod
+        # it lent, its one Ready pod serves every request rather than the failed model serving some
+        assert _ready_endpoints_by_revision(cluster, namespace).get("1", 0) < 2, "revision 1 is not back yet"
+        time.sleep(3)  # the EndpointSlice controller, then kube-proxy's 1 s sync
         mark = load.mark()
         wait_for(lambda: load.since(mark), timeout=20, until=lambda a: len(a) >= 100, message="100 more answers")
         assert set(load.since(mark)) == {"1"}
@@ -542,49 +470,9 @@ def _ready_endpoints_by_revision(cluster, namespace: str) -> dict[str, int]:
     return out
 
 
-class S3:
-    """A real S3 server (versitygw on its posix backend, built by `make cluster`) on the bridge's address, where
-    the real node's pods reach it; it checks every request's signature against its one key pair."""
-
-    def __init__(self, folder: Path) -> None:
-        import secrets
-        import subprocess
-
-        self.access_key, self.secret_key = "modeldeploy-tests", secrets.token_hex(16)
-        host = hostnet.BRIDGE_ADDRESS.split("/")[0]
-        with socket.socket() as s:  # a free port, on the bridge's address only
-            s.bind((host, 0))
-            port = s.getsockname()[1]
-        self.endpoint = f"http://{host}:{port}"
-        (folder / "data").mkdir()
-        self.log = (ROOT / ".cluster" / "logs" / "s3.log").open("ab")
-        self.proc = subprocess.Popen(
-            [str(ROOT / ".cluster" / "bin" / "versitygw"), "--port", f"{host}:{port}", "--quiet",
-             "--access", self.access_key, "--secret", self.secret_key, "posix", str(folder / "data")],
-            stdout=self.log, stderr=subprocess.STDOUT)
-        wait_for(lambda: self.client().list_buckets(), timeout=20, message="the S3 server answers",
-                 ignore=(Exception,))
-
-    def client(self, secret_key: str | None = None):
-        import boto3
-
-        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
-                            aws_access_key_id=self.access_key, aws_secret_access_key=secret_key or self.secret_key)
-
-    def credentials(self, secret_key: str | None = None) -> dict[str, str]:
-        """A credentialsSecret's data, as KServe's storage code reads it."""
-        return {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": secret_key or self.secret_key,
-                "AWS_ENDPOINT_URL": self.endpoint, "AWS_DEFAULT_REGION": "us-east-1"}
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
-        self.log.close()
-
-
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory):
-    server = S3(tmp_path_factory.mktemp("s3"))
+    server = servers.S3(tmp_path_factory.mktemp("s3"))
     try:
         yield server
     finally:
@@ -600,9 +488,6 @@ def test_a_model_is_fetched_from_s3_by_kserves_storage_code_and_served(cluster, 
     """s3:// with a credentialsSecret, fetched by the storage initializer (kserve-storage) into the pod, served
     by MLServer; a model that cannot be fetched says why in the storage code's own words, within seconds, while
     the serving revision keeps serving."""
-    import io
-
-    import joblib
     from sklearn.datasets import load_iris
     from sklearn.tree import DecisionTreeClassifier
 
@@ -610,14 +495,8 @@ def test_a_model_is_fetched_from_s3_by_kserves_storage_code_and_served(cluster, 
     features, labels = load_iris(return_X_y=True)
     model = DecisionTreeClassifier(random_state=0).fit(features, labels)
     bucket = f"models-{namespace}"[:63]
-    client = s3.client()
-    client.create_bucket(Bucket=bucket)
-    packed = io.BytesIO()
-    joblib.dump(model, packed)
-    client.put_object(Bucket=bucket, Key="iris/v1/model.joblib", Body=packed.getvalue())
-    client.put_object(Bucket=bucket, Key="iris/v1/model-settings.json", Body=json.dumps({
-        "name": "iris", "implementation": "mlserver_sklearn.SKLearnModel",
-        "parameters": {"uri": "./model.joblib", "version": "1"}}).encode())
+    s3.client().create_bucket(Bucket=bucket)
+    s3.put_mlserver_model(bucket, "iris/v1", model, "iris", "1")
     _secret(cluster, namespace, "s3", s3.credentials())
     _secret(cluster, namespace, "s3-wrong", s3.credentials(secret_key="not-the-key"))
 

@@ -837,3 +837,15 @@ def test_a_settled_client_service_stays_on_the_serving_revision_when_a_pod_turns
     # And one left on another revision (the one that served before) selects every revision meanwhile
     other = plan(spec(), status(Phase.HEALTHY, stable=1), replace(seen, client_selects=2))
     assert manifests(other, "Service")["fraud"]["spec"]["selector"] == {names.LABEL_MD: MD}
+
+
+def test_a_rolled_back_revision_serves_no_request_while_the_stable_one_regains_its_pods() -> None:
+    # Given revision 2 mid-rollout while revision 1 has 2 of its 3 pods Ready (it lent one), and 2 misses its
+    # deadline
+    seen = observed(starting(1, replicas=3, ready=2), starting(2, ready=1),
+                    revisions=(R1, record(2, "8", PROGRESSING)))
+    p = plan(spec("8"), rolling(601), seen)
+    assert reasons(p) == ["RolledBack"]
+    # Then clients reach revision 1's pods alone at once, though not all are Ready yet: no request goes to the
+    # failed model while its pods are scaled away
+    assert manifests(p, "Service")["fraud"]["spec"]["selector"] == {names.LABEL_MD: MD, names.LABEL_REVISION: "1"}
