@@ -16,6 +16,9 @@ HELM := .cluster/bin/helm
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import ensurepip, sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+	  echo "error: needs Python >= 3.11 with its venv module; '$(PYTHON)' is $$($(PYTHON) --version 2>&1)," \
+	    "or lacks ensurepip (on Debian: apt-get install python3-venv)" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e '.[dev]'

@@ -21,6 +21,16 @@ if ! command -v go >/dev/null 2>&1; then
   echo "       install it from your distribution or https://go.dev/dl and run again." >&2
   exit 1
 fi
+# The modules need Go 1.26. A go from 1.21 on fetches that toolchain from the module proxy by itself, unless
+# GOTOOLCHAIN=local forbids it; an older one fails later with errors that do not say so.
+go_version="$(go env GOVERSION 2>/dev/null || echo unknown)"
+go_minor="$(sed -n 's/^go1\.\([0-9]*\).*/\1/p' <<<"$go_version")"
+if [[ -z $go_minor ]] || (( go_minor < 21 )) || { (( go_minor < 26 )) && [[ "$(go env GOTOOLCHAIN)" == local ]]; }; then
+  echo "error: found $go_version; the local control plane's modules need go >= 1.26" >&2
+  echo "       (or go >= 1.21 without GOTOOLCHAIN=local, which fetches go 1.26 by itself)." >&2
+  echo "       install a newer Go from your distribution or https://go.dev/dl and run again." >&2
+  exit 1
+fi
 
 what="${1:-control-plane}"
 if [[ $what == node ]]; then
@@ -67,13 +77,20 @@ cd "$here"
 export GOFLAGS="-buildvcs=false -mod=mod" CGO_ENABLED=0
 start=$SECONDS
 
-# go build PKG... with -v, which names each package as it compiles: turned into a progress line.
+# go build PKG... with -v, which names each package as it compiles: turned into a progress line, out of the
+# packages `go list -deps` counts (those already in Go's build cache are not compiled again: the count is
+# an upper bound, and a warm build ends early).
 compile() {
-  local status
+  local status total
+  total="$(go list -deps "$@" 2>>"$log" | wc -l)"
   set +e
   go build -v -trimpath -ldflags "$ldflags" -o "$out.tmp/" "$@" 2>&1 \
     | tee -a "$log" \
-    | awk '{n++; if (n % 100 == 0) { printf "  compiled %d packages...\n", n; fflush() } }' >&2
+    | awk -v total="$total" -v start="$(date +%s)" '{
+        if (++n % 100) next
+        "date +%s" | getline now; close("date +%s")
+        printf "  compiled %d of at most %d packages (%d%%), %d s\n", n, total, total ? 100 * n / total : 0, now - start
+        fflush() }' >&2
   status=${PIPESTATUS[0]}
   set -e
   if [[ $status != 0 ]]; then

@@ -225,11 +225,15 @@ state = "{d / 'state'}"
 
     def build_images(self, cache: Path, say) -> list[Path]:
         """Every image's archive, built the first time (minutes for the Debian-based ones), cached after."""
-        out = []
-        for recipe in self.recipes():
-            if not images.built(recipe, cache):
-                say(f"  building the image {recipe.reference} (the first time only)")
+        out, recipes = [], self.recipes()
+        for i, recipe in enumerate(recipes, 1):
+            if images.built(recipe, cache):
+                out.append(images.build(recipe, cache))
+                continue
+            began = time.monotonic()
+            say(f"  building image {i} of {len(recipes)}, {recipe.reference} (the first time only)")
             out.append(images.build(recipe, cache))
+            say(f"  built {recipe.reference} in {time.monotonic() - began:.0f} s")
         return out
 
     # -- processes -----------------------------------------------------------------------
