@@ -4,6 +4,7 @@ served share is measured, not planned."""
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -462,3 +463,26 @@ def test_a_promote_at_the_inconclusive_limit_does_not_reset_the_count() -> None:
     p = rollout.plan(raw(steps), at(1, 50, 5, a),
                      world(steps, ready(1, 2), ready(2, 2), annotations={"modeldeploy.dev/promote": "t1"}), SETTINGS)
     assert p.status.analysis is not None and p.status.analysis.inconclusive_streak == 5
+
+
+def test_a_run_already_due_when_the_last_is_folded_in_is_taken_at_once_not_never() -> None:
+    from modeldeploy.reconcile.core import RUN_DUE_NOW, _next_look
+    from modeldeploy.reconcile.runs import AnalysisRuns
+
+    # Given a canary at its analysis step whose last run began 12 s ago (a slow endpoint; the interval is 10 s)
+    # and was just folded in: the planner's own wake for the next run lies in the past
+    seen = world(AT_ANALYSIS, ready(1, 2), ready(2, 2))
+    p = rollout.plan(raw(AT_ANALYSIS), at(1, 50, 30, last_run(Verdict.INCONCLUSIVE, ago=12, passed=0)), seen,
+                     SETTINGS)
+    assert p.status.canary_revision == 2
+    # Then the reconcile looks again at once, to take the next run, rather than wait for an event that may
+    # never come (the pods have settled)
+    assert _next_look(p, raw(AT_ANALYSIS), seen, AnalysisRuns(0)) == RUN_DUE_NOW
+    # But not while a run is in flight: its end wakes the reconcile
+    busy = AnalysisRuns(1)
+    gate = threading.Event()
+    busy.start((seen.namespace, seen.name), 2, NOW, lambda: (gate.wait(5), ())[1])
+    try:
+        assert _next_look(p, raw(AT_ANALYSIS), seen, busy) == p.requeue_after
+    finally:
+        gate.set()

@@ -26,7 +26,7 @@ from modeldeploy.desired.analysis import analysis_due
 from modeldeploy.desired.clock import parse_timestamp, timestamp
 from modeldeploy.desired.conditions import conditions
 from modeldeploy.desired.facts import Observed
-from modeldeploy.desired.history import STOPPED, controller_revision, revision_name
+from modeldeploy.desired.history import Outcome, controller_revision, revision_name
 from modeldeploy.desired.settings import Settings
 from modeldeploy.desired.state import Decision, RolloutState, World
 from modeldeploy.desired.transition import transition
@@ -57,10 +57,11 @@ def build(world: World, old: ModelDeploymentStatus, d: Decision) -> Plan:
         out.apply.append(workload.deployment(spec_of(world, d, number), world.owner, number, pods.replicas,
                                              world.settings, pods.scale_down_at, pods.superseded_at))
     out.delete.extend(Ref("apps/v1", "Deployment", names.deployment_name(world.obs.name, n)) for n in fleet.delete)
-    # Revisions rolled back or aborted whose pods are still going away: they serve no request
-    stopped = any(n != fleet.serving and pods.replicas and move.pass_.ledger.records[n].outcome in STOPPED
-                  for n, pods in fleet.deployments.items() if n in move.pass_.ledger.records)
-    services(world, fleet.serving, move.canary, stopped, out)
+    # A revision rolled back (it failed) whose pods are still going away serves no request
+    failed_leaving = any(n != fleet.serving and pods.replicas
+                         and move.pass_.ledger.records[n].outcome == Outcome.FAILED.value
+                         for n, pods in fleet.deployments.items() if n in move.pass_.ledger.records)
+    services(world, fleet.serving, move.canary, failed_leaving, out)
     route = traffic(world, old, move.canary, move.weight, out)
     scaling_objects(world, out)
     history(world, d, out)
@@ -78,17 +79,19 @@ def spec_of(world: World, d: Decision, number: int) -> ModelDeploymentSpec:
     })
 
 
-def services(world: World, serving: int, canary: int | None, stopped: bool, out: Plan) -> None:
+def services(world: World, serving: int, canary: int | None, failed_leaving: bool, out: Plan) -> None:
     name, owner = world.obs.name, world.owner
     # While a canary runs, `<md>` selects every revision's pods (the replicas router's split is their share). When
     # another revision comes to serve (a promotion, a revert mid-canary that gives the stable revision back the
     # pods it lent), it goes on selecting every one until that revision has all its pods Ready, so the others keep
     # serving meanwhile. Then only the serving revision's, and it stays so while that one serves (a pod that turns
     # unready does not widen it again): a superseded revision keeps its pods warm for scaleDownDelaySeconds as the
-    # fast way back, but serves no request. After a rollback or an abort (`stopped`: the leaving revision is known
-    # bad) it selects the serving revision's pods at once, Ready or not: fewer pods serve for a while, but no
-    # client gets the failed model's answers. (A Service selector cannot leave out one revision alone.)
-    settled = stopped or world.obs.client_selects == serving or world.ready(serving) >= world.size
+    # fast way back, but serves no request. After a rollback (`failed_leaving`: the leaving revision failed its
+    # analysis, crash-looped or missed its deadline) it selects the serving revision's pods at once, Ready or not:
+    # fewer pods serve for a while, but no client gets the failed model's answers. (A Service selector cannot
+    # leave out one revision alone.) A canary the spec moved on from, or one aborted by hand, judged by no
+    # verdict, drains as above, so capacity holds.
+    settled = failed_leaving or world.obs.client_selects == serving or world.ready(serving) >= world.size
     every = canary is not None or not settled
     out.apply.append(service.service(owner, name, None if every else serving))
     out.apply.append(service.service(owner, f"{name}-stable", serving))

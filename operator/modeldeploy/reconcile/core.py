@@ -225,8 +225,24 @@ def reconcile(kube: Kube, namespace: str, name: str, settings: Settings, runs: A
     report(kube, md, plan)
     phase = plan.status.phase.value if plan.status.phase else None
     return Result(phase=phase, canary_weight=plan.status.canary_weight or 0,
-                  events=tuple(e.reason for e in plan.events), requeue_after=plan.requeue_after,
+                  events=tuple(e.reason for e in plan.events),
+                  requeue_after=_next_look(plan, spec, observed, runs or AnalysisRuns(0)),
                   writes=kube.writes_here - writes_before, seconds=time.monotonic() - started)
+
+
+def _next_look(plan: rollout.Plan, spec: JSON, observed: Observed, runs: AnalysisRuns) -> float | None:
+    """When to reconcile again: the plan's next deadline, or at once when an analysis run is already due. That
+    happens when the run just folded in began an interval or more ago (a slow endpoint; lastRunAt keeps whole
+    seconds): the planner's wake for it lies in the past, and no event may come to start the next run."""
+    key = (observed.namespace, observed.name)
+    if not runs.running(key) and rollout.analysis_due(
+            spec, plan.status, observed.now, ready_behind_canary(observed, plan.status.canary_revision)):
+        return min(plan.requeue_after or RUN_DUE_NOW, RUN_DUE_NOW)
+    return plan.requeue_after
+
+
+# How soon a reconcile looks again when an analysis run is due now.
+RUN_DUE_NOW = 0.1
 
 
 def _api_message(exc: ApiException) -> str:
