@@ -177,19 +177,21 @@ def _served_share(ip: str, version: str) -> float:
     return answers.count(version) / len(answers)
 
 
-def _ready_endpoints(cluster, namespace: str, service: str) -> dict[str, str]:
-    """Ready endpoints behind `service` (its EndpointSlices say): address -> the model version of its pod."""
+def _ready_pods(cluster, namespace: str, service: str) -> dict[str, dict]:
+    """Ready endpoints behind `service` (its EndpointSlices say): address -> its pod."""
     slices = json.loads(cluster.kubectl("get", "endpointslices", "-n", namespace, "-l",
                                         f"kubernetes.io/service-name={service}", "-o", "json").stdout)["items"]
     pods = {p["metadata"]["name"]: p for p in
             json.loads(cluster.kubectl("get", "pods", "-n", namespace, "-o", "json").stdout)["items"]}
-    out = {}
-    for endpoint in (e for s in slices for e in s.get("endpoints") or []):
-        pod = pods.get(endpoint["targetRef"]["name"])
-        if endpoint.get("conditions", {}).get("ready") and pod:
-            env = pod["spec"]["containers"][0]["env"]
-            out[endpoint["addresses"][0]] = next(e["value"] for e in env if e["name"] == "MODEL_VERSION")
-    return out
+    return {endpoint["addresses"][0]: pods[endpoint["targetRef"]["name"]]
+            for endpoint in (e for s in slices for e in s.get("endpoints") or [])
+            if endpoint.get("conditions", {}).get("ready") and endpoint["targetRef"]["name"] in pods}
+
+
+def _ready_endpoints(cluster, namespace: str, service: str) -> dict[str, str]:
+    """Ready endpoints behind `service`: address -> the model version of its pod."""
+    return {address: next(e["value"] for e in pod["spec"]["containers"][0]["env"] if e["name"] == "MODEL_VERSION")
+            for address, pod in _ready_pods(cluster, namespace, service).items()}
 
 
 def _proxied(namespace: str, service: str) -> set[str]:
@@ -456,18 +458,10 @@ def test_prometheus_analysis_on_mlservers_own_metrics_rolls_back_a_failing_model
 
 
 def _ready_endpoints_by_revision(cluster, namespace: str) -> dict[str, int]:
-    slices = get(cluster, namespace, "endpointslices")["items"]
-    pods = {p["metadata"]["name"]: p for p in get(cluster, namespace, "pods")["items"]}
-    out: dict[str, int] = {}
-    for s in slices:
-        if s["metadata"]["labels"].get("kubernetes.io/service-name") != MD:
-            continue
-        for endpoint in s.get("endpoints") or []:
-            pod = pods.get(endpoint["targetRef"]["name"])
-            if endpoint.get("conditions", {}).get("ready") and pod:
-                revision = pod["metadata"]["labels"]["modeldeploy.dev/revision"]
-                out[revision] = out.get(revision, 0) + 1
-    return out
+    """Ready endpoints behind the client Service, counted by their pods' revision."""
+    revisions = [pod["metadata"]["labels"]["modeldeploy.dev/revision"]
+                 for pod in _ready_pods(cluster, namespace, MD).values()]
+    return {r: revisions.count(r) for r in set(revisions)}
 
 
 @pytest.fixture(scope="module")
