@@ -11,7 +11,9 @@
 #
 # `build.sh prometheus` builds the Prometheus server the tests run, from the
 # module in prometheus/, into ~/.cache/modeldeploy/prometheus-<key>; `build.sh s3`
-# the S3 server the real node's models come from (versitygw, module in s3/).
+# the S3 server the real node's models come from (versitygw, module in s3/); `build.sh checks`
+# the status checker the GitOps tests judge statuses with (kstatus and Flux's CEL health checks,
+# module in checks/).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cache_root="${MODELDEPLOY_CACHE:-$HOME/.cache/modeldeploy}"
@@ -39,10 +41,12 @@ if [[ $what == node ]]; then
   out="$cache_root/node-$key"
   tools=(kubelet kube-proxy containerd containerd-shim-runc-v2 ctr bridge host-local loopback portmap
     pause echo-server)
-elif [[ $what == prometheus || $what == s3 ]]; then
-  key="$(cat "$here/build.sh" "$here/$what"/go.* | sha256sum | cut -c1-16)"
+elif [[ $what == prometheus || $what == s3 || $what == checks ]]; then
+  sources=("$here/$what"/go.*)
+  [[ $what != checks ]] || sources+=("$here"/checks/cmd/*/*.go)  # the checker's own code is built too
+  key="$(cat "$here/build.sh" "${sources[@]}" | sha256sum | cut -c1-16)"
   out="$cache_root/$what-$key"
-  if [[ $what == s3 ]]; then tools=(versitygw); else tools=(prometheus); fi
+  case $what in s3) tools=(versitygw) ;; checks) tools=(statuscheck) ;; *) tools=(prometheus) ;; esac
 else
   key="$(cat "$here/go.mod" "$here/go.sum" "$here/build.sh" | sha256sum | cut -c1-16)"
   out="$cache_root/bin-$key"
@@ -130,6 +134,12 @@ elif [[ $what == s3 ]]; then
   cd "$here/s3"
   ldflags="-s -w"
   compile github.com/versity/versitygw/cmd/versitygw
+elif [[ $what == checks ]]; then
+  echo "building the status checker (kstatus from sigs.k8s.io/cli-utils, Flux's CEL health checks) for the tests" >&2
+  echo "  into $out; the first build takes 1-3 minutes on 2 cores; log: $log" >&2
+  cd "$here/checks"
+  ldflags="-s -w"
+  compile ./cmd/statuscheck
 else
   echo "building the local control plane (Kubernetes $k8s_version, kwok $kwok_version, helm $helm_version)" >&2
   echo "  into $out; the first build takes 15-30 minutes on 2 cores; log: $log" >&2

@@ -93,13 +93,16 @@ def _install_packages() -> None:
 
 
 def build() -> Path:
-    """Build (or find cached) binaries and link them into .cluster/bin: the control plane's, and the
-    Prometheus server the analysis tests and the demo judge rollouts with."""
+    """Build (or find cached) binaries and link them into .cluster/bin: the control plane's, the
+    Prometheus server the analysis tests and the demo judge rollouts with, and the status checker
+    the GitOps tests run (kstatus and Flux's CEL health checks, from their own libraries)."""
     cache = _build("control-plane")
     prometheus = _build("prometheus")
+    checks = _build("checks")
     for tool in TOOLS:
         _link(tool, cache / tool)
     _link("prometheus", prometheus / "prometheus")
+    _link("statuscheck", checks / "statuscheck")
     return cache
 
 

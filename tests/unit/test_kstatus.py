@@ -1,25 +1,27 @@
 """kstatus (Flux `wait`/`healthChecks`, `kubectl wait`, cli-utils) reads the status the planner writes.
 
-`kstatus` below re-implements the generic rules of kubernetes-sigs/cli-utils
-pkg/kstatus/status (status.go `Compute`, generic.go `checkGenericProperties`
-and `checkGeneration`) for a custom resource, which has no type-specific rule.
-It is applied to statuses produced by the real planner (`rollout.plan`) for
-hand-built observations, stored the way the reconciler stores them (a merge
-patch of `status_body`, so null fields are absent).
+`kstatus` (tests/kstatus.py) re-implements the generic rules of
+kubernetes-sigs/cli-utils pkg/kstatus/status for a custom resource, so these tests
+need no Go toolchain; tests/e2e/test_gitops_status.py checks it against the real
+library on the statuses the real operator writes. It is applied here to statuses
+produced by the real planner (`rollout.plan`) for hand-built observations, stored
+the way the reconciler stores them (a merge patch of `status_body`, so null fields
+are absent).
 
 Decisions this pins down (docs/gitops.md):
-- A rolled-back revision (phase Degraded, reason RolledBack) is Current: the
-  operator has settled, the stable revision serves, and nothing more happens
-  until the spec changes. Reporting it InProgress would keep Flux waiting until
-  its timeout for a state that cannot change by itself; reporting it Failed
-  would mark a serving, rolled-back model as a failed apply. The Argo CD health
-  check shows it Degraded, and the Warning Event says why.
-- A rollout paused at a `pause: {}` step, or held by a pause request, is Current
-  too: it waits for a person, not for the operator.
-- A stuck rollout (phase Degraded, reason RolloutStuck: a first revision that
-  never became Ready, or a failed one left up with autoRollback off) is Failed:
-  the operator made insufficient progress and will make no more by itself,
-  which is what kstatus's Stalled means.
+- A rolled-back or aborted revision (phase Degraded) is Failed: the spec git holds
+  is not what serves, and nothing more happens until the spec changes, which is
+  what kstatus's Stalled means. Reporting it InProgress would keep Flux waiting
+  until its timeout for a state that cannot change by itself; Current would let
+  `wait: true` pass although the new model never went live. The previous revision
+  keeps serving; the Warning Event and the status message say why.
+- A stuck rollout (phase Degraded, reason RolloutStuck) and a spec the operator
+  cannot serve (phase Failed) are Failed for the same reason.
+- A rollout paused at a step, or held by a pause request, is InProgress: kstatus
+  reads a Ready=False condition so, and Ready stays True exactly when the phase is
+  Healthy (what `kubectl wait --for=condition=Ready` needs). Flux's `wait` waits
+  for `promote`; docs/gitops.md gives CEL health checks that count a pause as
+  Current instead.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Any
 
 import pytest
 
+from kstatus import CURRENT, FAILED, IN_PROGRESS, TERMINATING, kstatus
 from modeldeploy.api.spec import ModelDeploymentSpec
 from modeldeploy.api.status import ModelDeploymentStatus, Phase
 from modeldeploy.desired import requests, rollout
@@ -39,33 +42,6 @@ from modeldeploy.desired.revision import template_hash
 from modeldeploy.desired.settings import Settings
 from modeldeploy.desired.validity import retrying
 from modeldeploy.reconcile.core import status_body
-
-IN_PROGRESS, FAILED, CURRENT, TERMINATING = "InProgress", "Failed", "Current", "Terminating"
-
-
-# -- kstatus, generic rules -------------------------------------------------------------------
-
-def kstatus(obj: dict[str, Any]) -> tuple[str, str]:
-    """(status, message) as kstatus computes them for a resource with no type-specific rule."""
-    meta, status = obj.get("metadata") or {}, obj.get("status") or {}
-    # checkGenericProperties: a resource scheduled for deletion is Terminating.
-    if meta.get("deletionTimestamp"):
-        return TERMINATING, "Resource scheduled for deletion"
-    # checkGeneration: only when both metadata.generation and status.observedGeneration are
-    # present; they differ -> InProgress (reason LatestGenerationNotObserved).
-    generation, observed = meta.get("generation"), status.get("observedGeneration")
-    if generation is not None and observed is not None and observed != generation:
-        kind = obj.get("kind")
-        return IN_PROGRESS, f"{kind} generation is {generation}, but latest observed generation is {observed}"
-    # checkGenericProperties: the first condition that is Reconciling=True (-> InProgress) or
-    # Stalled=True (-> Failed) decides, in the order the conditions are listed.
-    for cond in status.get("conditions") or []:
-        if cond.get("type") == "Reconciling" and cond.get("status") == "True":
-            return IN_PROGRESS, cond.get("message", "")
-        if cond.get("type") == "Stalled" and cond.get("status") == "True":
-            return FAILED, cond.get("message", "")
-    # Compute: no generic decision and no type-specific rule (a custom resource) -> Current.
-    return CURRENT, "Resource is current"
 
 
 def test_kstatus_helper_follows_the_generic_rules() -> None:
@@ -77,7 +53,10 @@ def test_kstatus_helper_follows_the_generic_rules() -> None:
     assert kstatus({"metadata": {"deletionTimestamp": "2025-01-01T00:00:00Z"}})[0] == TERMINATING
     assert kstatus({"status": {"conditions": [cond("Reconciling", "True")]}}) == (IN_PROGRESS, "Reconciling")
     assert kstatus({"status": {"conditions": [cond("Stalled", "True")]}}) == (FAILED, "Stalled")
-    assert kstatus({"status": {"conditions": [cond("Ready", "False"), cond("Stalled", "False")]}})[0] == CURRENT
+    assert kstatus({"status": {"conditions": [cond("Ready", "False"), cond("Stalled", "False")]}}) == (
+        IN_PROGRESS, "Ready")
+    assert kstatus({"status": {"conditions": [cond("Ready", "True"), cond("Stalled", "False")]}})[0] == CURRENT
+    assert kstatus({"status": {"conditions": [cond("Ready", "False"), cond("Stalled", "True")]}})[0] == FAILED
     assert kstatus({})[0] == CURRENT
 
 
@@ -176,14 +155,14 @@ CASES = {
     "canary-at-set-weight": (
         lambda: planned(spec("8", rollout=STEPS), healthy(), seen(deployment(1, 3), revisions=(R1,))), GENERATION,
         Phase.PROGRESSING, "Canary", IN_PROGRESS),
-    # Settled until a person acts: Current (module docstring).
-    "canary-paused-at-step": (canary_paused_at_step, GENERATION, Phase.PAUSED, "Paused", CURRENT),
+    # Waiting for a person: InProgress (Ready=False; module docstring).
+    "canary-paused-at-step": (canary_paused_at_step, GENERATION, Phase.PAUSED, "Paused", IN_PROGRESS),
     "pause-request-holds-rollout": (
         lambda: planned(spec("8"), healthy(), seen(deployment(1, 3), revisions=(R1,),
                                                   annotations={requests.PAUSED: "true"})), GENERATION,
-        Phase.PAUSED, "Paused", CURRENT),
-    # Settled, the stable revision serves: Current (module docstring).
-    "rolled-back": (rolled_back, GENERATION, Phase.DEGRADED, "RolledBack", CURRENT),
+        Phase.PAUSED, "Paused", IN_PROGRESS),
+    # Settled short of the spec until it changes, the previous revision serving: Failed (module docstring).
+    "rolled-back": (rolled_back, GENERATION, Phase.DEGRADED, "RolledBack", FAILED),
     # Stuck with nothing the operator can do by itself (kstatus: "insufficient progress"): Failed.
     "first-revision-never-ready": (first_revision_stuck, GENERATION, Phase.DEGRADED, "RolloutStuck", FAILED),
     "stuck-without-auto-rollback": (rollout_stuck_without_auto_rollback, GENERATION, Phase.DEGRADED, "RolloutStuck",
@@ -230,7 +209,10 @@ MESSAGES = {
     # observedGeneration 7 as written by the planner, against generation 8
     "healthy-but-stale-generation": (IN_PROGRESS, "ModelDeployment generation is 8, but latest observed "
                                                   "generation is 7"),
-    "rolled-back": (CURRENT, "Resource is current"),
+    "rolled-back": (FAILED, "revision 2 (model 8) failed: 1/3 pods ready after 601s (progressDeadlineSeconds 600); "
+                            "revision 1 serves. Change the spec to try again"),
+    "canary-paused-at-step": (IN_PROGRESS, "revision 2 (model 8) at 10% (step 2/3: paused until "
+                                           "`kubectl modeldeploy promote fraud`)"),
 }
 
 
@@ -253,8 +235,8 @@ def test_every_condition_carries_the_observed_generation() -> None:
 
 ARGOCD_HEALTH = (Path(__file__).resolve().parents[2] / "argocd" / "health.lua").read_text()
 
-# What argocd/health.lua makes of each planned status (it differs from kstatus on purpose: a rolled-back
-# revision is Degraded there, Current here; a paused rollout Suspended there).
+# What argocd/health.lua makes of each planned status (Argo CD has words kstatus lacks: a rolled-back
+# revision is Degraded there, Failed here; a paused rollout Suspended there, InProgress here).
 ARGOCD = {
     "first-apply-pending": "Progressing",
     "healthy": "Healthy",

@@ -19,8 +19,10 @@ def conditions(phase: Phase, reason: str, message: str, generation: int,
         ConditionType.PROGRESSING: phase in (Phase.PENDING, Phase.PROGRESSING),
         ConditionType.DEGRADED: phase == Phase.DEGRADED,
         ConditionType.RECONCILING: phase in (Phase.PENDING, Phase.PROGRESSING),
-        # Stuck with nothing the operator can do by itself: kstatus reads it as Failed.
-        ConditionType.STALLED: phase == Phase.FAILED or reason == "RolloutStuck",
+        # Settled short of the spec, and the operator will not try again until the spec changes (a
+        # rollback, an abort, a stuck rollout, a spec it cannot serve): kstatus reads Stalled as Failed,
+        # so Flux's `wait` fails at once with this message instead of waiting out its timeout.
+        ConditionType.STALLED: phase in (Phase.FAILED, Phase.DEGRADED),
     }
     before = {c.type: c for c in previous}
     out = []

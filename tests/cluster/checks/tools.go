@@ -1,0 +1,2 @@
+// The status checker the GitOps tests run (cmd/statuscheck), built by `build.sh checks`.
+package checks
