@@ -58,7 +58,8 @@ $(KUBECTL) $(HELM):
 helm-check: $(HELM)
 	$(HELM) lint --strict $(CHART)
 	$(HELM) lint --strict $(CHART) --set 'watchedNamespaces={team-a,team-b}' --set replicas=2 \
-	  --set serviceMonitor.enabled=true --set logLevel=debug
+	  --set serviceMonitor.enabled=true --set logLevel=debug \
+	  --set prometheusRule.enabled=true --set grafanaDashboard.enabled=true
 
 # Both kustomizations build (tests/e2e/test_install.py applies them).
 manifests-check: $(KUBECTL)

@@ -12,8 +12,8 @@
 # `build.sh prometheus` builds the Prometheus server the tests run, from the
 # module in prometheus/, into ~/.cache/modeldeploy/prometheus-<key>; `build.sh s3`
 # the S3 server the real node's models come from (versitygw, module in s3/); `build.sh checks`
-# the status checker the GitOps tests judge statuses with (kstatus and Flux's CEL health checks,
-# module in checks/).
+# the checkers the tests judge statuses and the chart's dashboard with (kstatus, Flux's CEL health
+# checks, Grafana's dashboard schema; module in checks/).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cache_root="${MODELDEPLOY_CACHE:-$HOME/.cache/modeldeploy}"
@@ -46,7 +46,7 @@ elif [[ $what == prometheus || $what == s3 || $what == checks ]]; then
   [[ $what != checks ]] || sources+=("$here"/checks/cmd/*/*.go)  # the checker's own code is built too
   key="$(cat "$here/build.sh" "${sources[@]}" | sha256sum | cut -c1-16)"
   out="$cache_root/$what-$key"
-  case $what in s3) tools=(versitygw) ;; checks) tools=(statuscheck) ;; *) tools=(prometheus) ;; esac
+  case $what in s3) tools=(versitygw) ;; checks) tools=(statuscheck dashboardcheck) ;; *) tools=(prometheus) ;; esac
 else
   key="$(cat "$here/go.mod" "$here/go.sum" "$here/build.sh" | sha256sum | cut -c1-16)"
   out="$cache_root/bin-$key"
@@ -135,11 +135,11 @@ elif [[ $what == s3 ]]; then
   ldflags="-s -w"
   compile github.com/versity/versitygw/cmd/versitygw
 elif [[ $what == checks ]]; then
-  echo "building the status checker (kstatus from sigs.k8s.io/cli-utils, Flux's CEL health checks) for the tests" >&2
+  echo "building the checkers (kstatus, Flux's CEL health checks, Grafana's dashboard schema) for the tests" >&2
   echo "  into $out; the first build takes 1-3 minutes on 2 cores; log: $log" >&2
   cd "$here/checks"
   ldflags="-s -w"
-  compile ./cmd/statuscheck
+  compile ./cmd/statuscheck ./cmd/dashboardcheck
 else
   echo "building the local control plane (Kubernetes $k8s_version, kwok $kwok_version, helm $helm_version)" >&2
   echo "  into $out; the first build takes 15-30 minutes on 2 cores; log: $log" >&2

@@ -94,8 +94,8 @@ def _install_packages() -> None:
 
 def build() -> Path:
     """Build (or find cached) binaries and link them into .cluster/bin: the control plane's, the
-    Prometheus server the analysis tests and the demo judge rollouts with, and the status checker
-    the GitOps tests run (kstatus and Flux's CEL health checks, from their own libraries)."""
+    Prometheus server the analysis tests and the demo judge rollouts with, and the checkers the tests
+    run (kstatus and Flux's CEL health checks, Grafana's dashboard schema, from their own libraries)."""
     cache = _build("control-plane")
     prometheus = _build("prometheus")
     checks = _build("checks")
@@ -103,6 +103,7 @@ def build() -> Path:
         _link(tool, cache / tool)
     _link("prometheus", prometheus / "prometheus")
     _link("statuscheck", checks / "statuscheck")
+    _link("dashboardcheck", checks / "dashboardcheck")
     return cache
 
 

@@ -16,7 +16,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -76,16 +76,17 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 class Prometheus:
     """A real Prometheus server (`make cluster` builds it, tests/cluster/prometheus) on loopback, scraping every
-    second what `scrape_configs` (YAML) say."""
+    second what `scrape_configs` (YAML) say, and evaluating every second the alerting rules in `rule_files`."""
 
-    def __init__(self, workdir: Path, scrape_configs: str) -> None:
+    def __init__(self, workdir: Path, scrape_configs: str, rule_files: Sequence[Path] = ()) -> None:
         binary = BIN / "prometheus"
         if not binary.exists():
             raise FileNotFoundError(f"{binary} is missing; `make cluster` builds it")
         self.port = free_port()
         config = workdir / "prometheus.yml"
+        rules = f"rule_files: {json.dumps([str(f) for f in rule_files])}\n" if rule_files else ""
         config.write_text("global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-                          f"scrape_configs:\n{scrape_configs}")
+                          f"{rules}scrape_configs:\n{scrape_configs}")
         LOGS.mkdir(parents=True, exist_ok=True)
         self.log = (LOGS / f"prometheus-{workdir.name}.log").open("wb")
         self.proc = subprocess.Popen([str(binary), f"--config.file={config}",
@@ -107,6 +108,12 @@ class Prometheus:
         url = f"{self.address}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
         with urllib.request.urlopen(url, timeout=5) as r:
             result: list[dict[str, Any]] = json.loads(r.read())["data"]["result"]
+            return result
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """The alerts its rules raise now, pending or firing."""
+        with urllib.request.urlopen(f"{self.address}/api/v1/alerts", timeout=5) as r:
+            result: list[dict[str, Any]] = json.loads(r.read())["data"]["alerts"]
             return result
 
     def stop(self) -> None:

@@ -64,8 +64,8 @@ def test_canary_steps_then_promotion(cluster, namespace, operator, prometheus):
     assert st["analysis"]["measurements"][0]["value"] == pytest.approx(0.01)
     # The operator's metrics count the rollout and show the canary weight back at 0 (counted once the reconcile
     # that wrote this status has also posted its Events: a moment after the status shows)
-    wait_for(lambda: operator.metric("modeldeploy_rollouts_total", outcome="Promoted"), timeout=5,
-             until=lambda n: n >= 1, message="the promotion counted")
+    wait_for(lambda: operator.metric("modeldeploy_rollouts_total", namespace=namespace, name=MD, outcome="Promoted"),
+             timeout=5, until=lambda n: n >= 1, message="the promotion counted")
     assert operator.metric("modeldeploy_canary_weight", namespace=namespace, name=MD) == 0
     assert operator.metric("modeldeploy_reconcile_duration_seconds_count") > 0
     # And v1 is scaled down after scaleDownDelaySeconds

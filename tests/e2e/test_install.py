@@ -268,6 +268,17 @@ def test_the_servicemonitor_is_rendered_only_when_enabled(cluster):
     assert [e["port"] for e in sm["spec"]["endpoints"]] == [p["name"] for p in svc["spec"]["ports"]] == ["metrics"]
 
 
+@pytest.mark.parametrize(("values", "says"), [
+    (["--set", "replicass=2"], "additional properties 'replicass' not allowed"),
+    (["--set", "serviceMonitor.enabeld=true"], "additional properties 'enabeld' not allowed"),
+    (["--set", "prometheusRule.degradedFor=30"], "at '/prometheusRule/degradedFor': got number, want string"),
+    (["--set", "logLevel=verbose"], "at '/logLevel'"),
+], ids=["top-level-typo", "nested-typo", "duration-without-unit", "unknown-log-level"])
+def test_a_typo_in_values_fails_the_install_and_names_the_key(cluster, values, says):
+    out = helm(cluster, "template", "md", str(CHART), "-n", "ops", *values, check=False)
+    assert out.returncode != 0 and says in out.stderr, out.stderr
+
+
 # -- installing -------------------------------------------------------------------------------------------------
 def test_kubectl_apply_k_installs_the_operator(cluster, crd):
     rendered = kustomize(cluster, MANIFESTS)

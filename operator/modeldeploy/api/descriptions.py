@@ -131,7 +131,7 @@ NOTES: dict[str, str] = {
     "status.route.router": "gatewayAPI or istio",
     "status.route.config": "The trafficRouting block that names the route",
     "status.handledRequests": "Tokens of the `kubectl modeldeploy` requests (annotations) already carried out",
-    "status.conditions": "Ready, Progressing, Degraded, Reconciling, Stalled (kstatus reads Reconciling, Stalled, then Ready)",
+    "status.conditions": "Ready, Progressing, Degraded, Reconciling, Stalled (kstatus reads the last two, then Ready)",
     "status.conditions[].type": "Condition type",
     "status.conditions[].status": "Whether the condition holds",
     "status.conditions[].reason": "Why, as one CamelCase word (see troubleshooting.md)",

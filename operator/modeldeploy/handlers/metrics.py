@@ -15,8 +15,9 @@ from modeldeploy.k8s.client import Kube
 RECONCILES = Counter("modeldeploy_reconciles_total", "Reconciles by result", ["result"])
 RECONCILE_SECONDS = Histogram("modeldeploy_reconcile_duration_seconds", "Time one reconcile takes",
                               buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
-ROLLOUTS = Counter("modeldeploy_rollouts_total", "Finished rollouts by outcome (Promoted, RolledBack, Aborted)",
-                   ["outcome"])
+OUTCOMES = ("Promoted", "RolledBack", "Aborted")
+ROLLOUTS = Counter("modeldeploy_rollouts_total", "Finished rollouts of each ModelDeployment by outcome "
+                   "(Promoted, RolledBack, Aborted)", ["namespace", "name", "outcome"])
 CANARY_WEIGHT = Gauge("modeldeploy_canary_weight", "Current canary weight of each ModelDeployment, percent",
                       ["namespace", "name"])
 PHASE = Gauge("modeldeploy_phase", "1 for the current phase of each ModelDeployment",
@@ -58,7 +59,16 @@ def count_requests(kube: Kube) -> None:
 
 def forget(namespace: str, name: str) -> None:
     """Drop a deleted ModelDeployment's series, so no dashboard or alert sees it serving after it is gone."""
-    series = [(CANARY_WEIGHT, (namespace, name))] + [(PHASE, (namespace, name, p.value)) for p in Phase]
-    for gauge, labels in series:
+    series = ([(CANARY_WEIGHT, (namespace, name))] + [(PHASE, (namespace, name, p.value)) for p in Phase]
+              + [(ROLLOUTS, (namespace, name, o)) for o in OUTCOMES])
+    for metric, labels in series:
         with contextlib.suppress(KeyError):  # never exported
-            gauge.remove(*labels)
+            metric.remove(*labels)
+
+
+def count_rollouts(namespace: str, name: str, events: list[str]) -> None:
+    """Count the rollouts a reconcile finished. Every outcome's series exists from the first reconcile on, at 0:
+    Prometheus's increase() sees no rise in a series whose first sample is already 1, so an alert on the first
+    rollback of a model would never fire."""
+    for outcome in OUTCOMES:
+        ROLLOUTS.labels(namespace, name, outcome).inc(events.count(outcome))

@@ -77,9 +77,7 @@ def make_memo(kube: Kube, settings: Settings, peering: Peering | None = None,
             return
         metrics.RECONCILE_SECONDS.observe(result.seconds)
         metrics.CANARY_WEIGHT.labels(key[0], key[1]).set(result.canary_weight)
-        for reason in result.events:
-            if reason in ("Promoted", "RolledBack", "Aborted"):
-                metrics.ROLLOUTS.labels(reason).inc()
+        metrics.count_rollouts(key[0], key[1], list(result.events))
         for phase in Phase:
             metrics.PHASE.labels(key[0], key[1], phase.value).set(1 if phase.value == result.phase else 0)
 

@@ -6,6 +6,7 @@ require (
 	github.com/fluxcd/cli-utils v1.3.0
 	github.com/fluxcd/pkg/apis/kustomize v1.21.0
 	github.com/fluxcd/pkg/runtime v0.117.0
+	github.com/grafana/grafana-foundation-sdk/go v0.0.22
 	k8s.io/apimachinery v0.37.0
 	sigs.k8s.io/cli-utils v0.37.2
 )
