@@ -11,7 +11,7 @@ CHART := helm/modeldeploy
 KUBECTL := .cluster/bin/kubectl
 HELM := .cluster/bin/helm
 
-.PHONY: demo test bench bench-peers mutation unit e2e cluster cluster-down crds crds-check lint venv clean \
+.PHONY: demo test shell bench bench-peers mutation unit e2e cluster cluster-down crds crds-check lint venv clean \
 	helm-crds helm-check manifests-check
 
 venv: $(VENV)/.installed
@@ -26,6 +26,12 @@ $(VENV)/.installed: pyproject.toml
 
 cluster:
 	@$(PYTHON) tests/cluster/localcluster.py up
+
+# A shell with the cluster's kubectl and helm, `modeldeploy` and `kubectl modeldeploy` on PATH and KUBECONFIG
+# set (what `source .cluster/env` gives any shell).
+shell: venv cluster
+	@echo "kubectl, helm, modeldeploy and kubectl modeldeploy now talk to the local control plane; exit to leave"
+	@bash --rcfile <(printf '[ -f ~/.bashrc ] && . ~/.bashrc\n. .cluster/env\nPS1="(modeldeploy) $$PS1"\n') -i
 
 cluster-down:
 	@$(PYTHON) tests/cluster/localcluster.py down

@@ -39,6 +39,7 @@ TOOLS = ("kubectl", "helm", "kwokctl", "kwok", "etcd", "kube-apiserver",
          "kube-controller-manager", "kube-scheduler")
 READY_TIMEOUT = 120
 HOST_BEFORE = STATE / "host-before.json"
+ENV = STATE / "env"
 # Image archives are kept beside the binaries, so `make clean` (which removes .cluster) does not rebuild them.
 IMAGES = Path(os.environ.get("MODELDEPLOY_CACHE", Path.home() / ".cache" / "modeldeploy")) / "images"
 # What the real node needs from the distribution: command -> Debian package.
@@ -104,7 +105,18 @@ def build() -> Path:
     _link("prometheus", prometheus / "prometheus")
     _link("statuscheck", checks / "statuscheck")
     _link("dashboardcheck", checks / "dashboardcheck")
+    _write_env()
     return cache
+
+
+def _write_env() -> None:
+    """.cluster/env: `source .cluster/env` gives a shell this cluster's kubectl and helm, the checkout's
+    `modeldeploy` and `kubectl modeldeploy` (the project's virtualenv), and KUBECONFIG, as make has them."""
+    venv_bin = ROOT / ".venv" / "bin"
+    ENV.write_text(
+        "# The local control plane's tools and kubeconfig (tests/cluster/localcluster.py writes this file).\n"
+        f'export KUBECONFIG="{KUBECONFIG}"\n'
+        f'case ":$PATH:" in *":{BIN}:"*) ;; *) export PATH="{BIN}:{venv_bin}:$PATH" ;; esac\n')
 
 
 def _link(tool: str, target: Path) -> None:
