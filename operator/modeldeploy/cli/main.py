@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 import time
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from kubernetes.client.rest import ApiException
@@ -15,7 +16,7 @@ from kubernetes.client.rest import ApiException
 from modeldeploy import __version__
 from modeldeploy.api import names
 from modeldeploy.cli import render
-from modeldeploy.k8s.client import Kube
+from modeldeploy.k8s.client import TIMEOUT, Kube
 from modeldeploy.k8s.throttle import Throttle
 from modeldeploy.reconcile.runs import ANALYSIS_WORKERS
 
@@ -73,29 +74,81 @@ def _get_md(kube: Kube, namespace: str, name: str) -> dict[str, Any]:
 
 def cmd_status(args: argparse.Namespace) -> int:
     kube, ns = _kube(args), _namespace(args)
+    if args.watch and sys.stdout.isatty():
+        return _watch_live(kube, ns, args.name)
+    # Plain text (no --watch, or a pipe or file): each change printed in full, so logs and scripts read it.
     last = ""
     while True:
         md = _get_md(kube, ns, args.name)
         history = kube.owned("apps/v1", "ControllerRevision", ns, args.name)
         text = render.status(md, history)
         if text != last:
-            if args.watch and last:
-                print("-" * 60)
-            print(text, flush=True)
+            print(("\n" if last else "") + text, flush=True)
             last = text
         if not args.watch:
             return 0
         time.sleep(1)
 
 
+def _watch_live(kube: Kube, ns: str, name: str) -> int:
+    """`status --watch` on a terminal: one view redrawn in place."""
+    from rich.console import Console
+    from rich.live import Live
+
+    from modeldeploy.cli import live
+
+    with Live(console=Console(), auto_refresh=False) as screen:
+        while True:
+            md = _get_md(kube, ns, name)
+            history = kube.owned("apps/v1", "ControllerRevision", ns, name)
+            deployments = kube.owned("apps/v1", "Deployment", ns, name)
+            # Redrawn every second even without a change, so a pause's countdown moves.
+            screen.update(live.live(md, history, deployments, datetime.now(UTC)), refresh=True)
+            time.sleep(1)
+
+
+def _events(kube: Kube, ns: str, name: str) -> list[dict[str, Any]]:
+    """The core/v1 Events whose involvedObject is the ModelDeployment."""
+    import kubernetes.client
+
+    answer: Any = kubernetes.client.CoreV1Api(kube.api).list_namespaced_event(
+        ns, field_selector=f"involvedObject.kind={names.KIND},involvedObject.name={name}",
+        _preload_content=False, _request_timeout=TIMEOUT)
+    items: list[dict[str, Any]] = json.loads(answer.data).get("items") or []
+    return items
+
+
 def cmd_history(args: argparse.Namespace) -> int:
     kube, ns = _kube(args), _namespace(args)
     md = _get_md(kube, ns, args.name)
     history = kube.owned("apps/v1", "ControllerRevision", ns, args.name)
+    if args.plot:
+        return _plot(kube, ns, md, history, args.plot)
     if args.output == "json":
         print(json.dumps(render.history_rows(md, history), indent=2))
     else:
         print(render.history(md, history))
+    return 0
+
+
+def _plot(kube: Kube, ns: str, md: dict[str, Any], history: list[dict[str, Any]], path: str) -> int:
+    from modeldeploy.cli import plot, timeline
+
+    name = md["metadata"]["name"]
+    events = _events(kube, ns, name)
+    deployments = kube.owned("apps/v1", "Deployment", ns, name)
+    tl = timeline.timeline(md, events, history, deployments, datetime.now(UTC))
+    if not tl.events:
+        raise CliError(f"no Events of ModelDeployment {name!r} in namespace {ns!r} to draw: the API server keeps "
+                       f"Events for an hour by default (kube-apiserver --event-ttl); plot soon after a rollout")
+    try:
+        plot.draw(tl, path)
+    except plot.PlotUnavailable as exc:
+        raise CliError(str(exc)) from exc
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    print(f"{path}: the rollouts of {name} from {tl.start:%Y-%m-%d %H:%M:%S} to {tl.end:%H:%M:%S} UTC "
+          f"({tl.events} Events)")
     return 0
 
 
@@ -281,8 +334,14 @@ def parser() -> argparse.ArgumentParser:
         c.add_argument("name", help="ModelDeployment name")
         c.add_argument("--namespace", "-n", default=None)
         c.set_defaults(func=func)
-    sub.choices["status"].add_argument("--watch", "-w", action="store_true", help="keep printing changes")
+    sub.choices["status"].add_argument("--watch", "-w", action="store_true",
+                                       help="keep watching: a view redrawn in place on a terminal, each change "
+                                            "printed in full otherwise")
     sub.choices["history"].add_argument("--output", "-o", choices=["table", "json"], default="table")
+    sub.choices["history"].add_argument("--plot", metavar="FILE.svg", default=None,
+                                        help="draw the rollouts the Events still cover (weight, Ready pods, "
+                                             "analysis, promotions and rollbacks) to an SVG file; needs the plot "
+                                             "extra: pip install 'modeldeploy[plot]'")
     sub.choices["promote"].add_argument("--full", action="store_true", help="skip every remaining step")
     sub.choices["rollback"].add_argument("--to-revision", type=int, required=True,
                                          help="revision number (see `history`)")
