@@ -110,8 +110,8 @@ def main() -> int:
         op.wait(15)
     say()
     say("== done: two models served, one upgraded with no loss of capacity.")
-    say(f"   look around: export KUBECONFIG={KUBECONFIG.relative_to(ROOT)}; "
-        f".cluster/bin/kubectl get md -n {NAMESPACE}")
+    say(f"   look around: source .cluster/env; kubectl get md -n {NAMESPACE}; "
+        f"kubectl modeldeploy history fraud -n {NAMESPACE} --plot rollout.svg")
     say(f"   clean up:    .cluster/bin/kubectl delete namespace {NAMESPACE}   (or `make cluster-down` to stop it all)")
     return 0
 

@@ -215,8 +215,8 @@ def main() -> int:
         kubectl("delete", "analysisprovider", PROVIDER, "--ignore-not-found", check=False)
     say("== done: a real model served from S3, a canary split measured on real requests, a bad model rolled "
         "back on its measured error rate.")
-    say(f"   look around: export KUBECONFIG={KUBECONFIG.relative_to(ROOT)}; "
-        f".cluster/bin/kubectl get md,pods -n {NAMESPACE}")
+    say(f"   look around: source .cluster/env; kubectl get md,pods -n {NAMESPACE}; "
+        f"kubectl modeldeploy history fraud -n {NAMESPACE} --plot rollout.svg")
     return 0
 
 
