@@ -64,7 +64,7 @@ def firing(prom: Prometheus) -> set[tuple[str, str, str]]:
 
 
 def wait_firing(prom: Prometheus, alert: tuple[str, str, str]) -> set[tuple[str, str, str]]:
-    return wait_for(lambda: firing(prom), timeout=30, message=f"alert {alert} fires", until=lambda f: alert in f)
+    return wait_for(lambda: firing(prom), timeout=60, message=f"alert {alert} fires", until=lambda f: alert in f)
 
 
 def test_the_charts_alerts_fire_on_a_rollback_a_failed_spec_and_a_stopped_operator(
@@ -74,8 +74,9 @@ def test_the_charts_alerts_fire_on_a_rollback_a_failed_spec_and_a_stopped_operat
     body["spec"]["rollout"] = {"steps": steps, "progressDeadlineSeconds": 4, "scaleDownDelaySeconds": 1}
     apply(cluster, body)
     wait_phase(cluster, namespace, "Healthy", stableRevision=1)
-    # Healthy, the operator up and scraped: nothing fires (once the first scrape is in, the down alert that
-    # Prometheus raises before it resolves)
+    # Healthy, the operator up and scraped (its rollout counters at 0): nothing fires
+    wait_for(lambda: alerting.query(f'modeldeploy_rollouts_total{{job="{JOB}",namespace="{namespace}"}}'),
+             timeout=30, message="Prometheus has the model's rollout counters", until=lambda r: len(r) == 3)
     wait_for(lambda: firing(alerting), timeout=20, message="no alert fires", until=lambda f: f == set())
     # When revision 2's pods never become Ready, it is rolled back
     bad = manifest(namespace, version="2", replicas=2)
