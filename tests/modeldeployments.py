@@ -38,16 +38,17 @@ def get(cluster: Any, namespace: str, kind: str, name: str = "") -> Any:
     return json.loads(out.stdout) if out.returncode == 0 else None
 
 
-def status(cluster: Any, namespace: str) -> dict[str, Any]:
-    md = get(cluster, namespace, "modeldeployment", MD)
+def status(cluster: Any, namespace: str, name: str = MD) -> dict[str, Any]:
+    md = get(cluster, namespace, "modeldeployment", name)
     return (md or {}).get("status") or {}
 
 
-def wait_phase(cluster: Any, namespace: str, phase: str, timeout: float = 30, **fields: Any) -> dict[str, Any]:
+def wait_phase(cluster: Any, namespace: str, phase: str, timeout: float = 30, name: str = MD,
+               **fields: Any) -> dict[str, Any]:
     def done(st: dict[str, Any]) -> bool:
         return st.get("phase") == phase and all(st.get(k) == v for k, v in fields.items())
 
-    return wait_for(lambda: status(cluster, namespace), timeout=timeout, message=f"{MD} phase {phase} {fields}",
+    return wait_for(lambda: status(cluster, namespace, name), timeout=timeout, message=f"{name} phase {phase} {fields}",
                     until=done)
 
 

@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 import yaml
 
-from helpers import wait_for
 from kstatus import kstatus
 from modeldeployments import MD, apply, cli, manifest, wait_phase
 
@@ -128,7 +127,7 @@ def test_kstatus_and_fluxs_cel_checks_read_every_status_the_operator_writes(
     stuck["spec"]["rollout"] = {"progressDeadlineSeconds": 3}
     stuck["spec"]["template"] = {"metadata": {"labels": {"sim.modeldeploy.dev/behavior": "never-ready"}}}
     apply(cluster, stuck)
-    wait_phase_of(cluster, namespace, "stuck", "Degraded")
+    wait_phase(cluster, namespace, "Degraded", name="stuck")
 
     objects = recorder.stop()
     exprs = documented_exprs()
@@ -162,10 +161,3 @@ def test_kstatus_and_fluxs_cel_checks_read_every_status_the_operator_writes(
         if phase_reason not in expected and phase_reason[0] in ("Pending", "Progressing"):
             assert readings == {("InProgress", "InProgress")}, f"{phase_reason}: {readings}"
 
-
-def wait_phase_of(cluster: Any, namespace: str, name: str, phase: str, timeout: float = 30) -> dict[str, Any]:
-    def status() -> dict[str, Any]:
-        out = cluster.kubectl("get", "modeldeployment", name, "-n", namespace, "-o", "json", check=False)
-        return (json.loads(out.stdout).get("status") or {}) if out.returncode == 0 else {}
-
-    return wait_for(status, timeout=timeout, message=f"{name} phase {phase}", until=lambda s: s.get("phase") == phase)
