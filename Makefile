@@ -11,7 +11,7 @@ CHART := helm/modeldeploy
 KUBECTL := .cluster/bin/kubectl
 HELM := .cluster/bin/helm
 
-.PHONY: demo test shell bench bench-peers mutation unit e2e cluster cluster-down crds crds-check lint venv clean \
+.PHONY: demo test shell image bench bench-peers mutation unit e2e cluster cluster-down crds crds-check lint venv clean \
 	helm-crds helm-check manifests-check
 
 venv: $(VENV)/.installed
@@ -32,6 +32,12 @@ cluster:
 shell: venv cluster
 	@echo "kubectl, helm, modeldeploy and kubectl modeldeploy now talk to the local control plane; exit to leave"
 	@bash --rcfile <(printf '[ -f ~/.bashrc ] && . ~/.bashrc\n. .cluster/env\nPS1="(modeldeploy) $$PS1"\n') -i
+
+# The operator's image, built from the Dockerfile with buildah and imported into the real node under the chart's
+# default name and tag: `helm install modeldeploy helm/modeldeploy` then runs the operator as a pod there.
+# (Needs the running cluster: `make cluster` first.)
+image:
+	@$(PYTHON) tests/cluster/localcluster.py image
 
 cluster-down:
 	@$(PYTHON) tests/cluster/localcluster.py down

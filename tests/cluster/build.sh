@@ -13,7 +13,8 @@
 # module in prometheus/, into ~/.cache/modeldeploy/prometheus-<key>; `build.sh s3`
 # the S3 server the real node's models come from (versitygw, module in s3/); `build.sh checks`
 # the checkers the tests judge statuses and the chart's dashboard with (kstatus, Flux's CEL health
-# checks, Grafana's dashboard schema; module in checks/).
+# checks, Grafana's dashboard schema; module in checks/); `build.sh dns` the CoreDNS the real node's pods
+# resolve Service names with (module and its plugin list in dns/).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cache_root="${MODELDEPLOY_CACHE:-$HOME/.cache/modeldeploy}"
@@ -41,12 +42,15 @@ if [[ $what == node ]]; then
   out="$cache_root/node-$key"
   tools=(kubelet kube-proxy containerd containerd-shim-runc-v2 ctr bridge host-local loopback portmap
     pause echo-server)
-elif [[ $what == prometheus || $what == s3 || $what == checks ]]; then
+elif [[ $what == prometheus || $what == s3 || $what == checks || $what == dns ]]; then
   sources=("$here/$what"/go.*)
   [[ $what != checks ]] || sources+=("$here"/checks/cmd/*/*.go)  # the checker's own code is built too
+  [[ $what != dns ]] || sources+=("$here"/dns/cmd/*/*.go)        # and CoreDNS's main, which picks its plugins
   key="$(cat "$here/build.sh" "${sources[@]}" | sha256sum | cut -c1-16)"
   out="$cache_root/$what-$key"
-  case $what in s3) tools=(versitygw) ;; checks) tools=(statuscheck dashboardcheck) ;; *) tools=(prometheus) ;; esac
+  case $what in
+    s3) tools=(versitygw) ;; checks) tools=(statuscheck dashboardcheck) ;; dns) tools=(coredns) ;; *) tools=(prometheus) ;;
+  esac
 else
   key="$(cat "$here/go.mod" "$here/go.sum" "$here/build.sh" | sha256sum | cut -c1-16)"
   out="$cache_root/bin-$key"
@@ -140,6 +144,13 @@ elif [[ $what == checks ]]; then
   cd "$here/checks"
   ldflags="-s -w"
   compile ./cmd/statuscheck ./cmd/dashboardcheck
+elif [[ $what == dns ]]; then
+  coredns_version="$(awk '$1=="require" && $2=="github.com/coredns/coredns"{print $3; exit}' "$here/dns/go.mod")"
+  echo "building CoreDNS ($coredns_version, the kubernetes plugin only) for the real node's pods" >&2
+  echo "  into $out; the first build takes 2-4 minutes on 2 cores; log: $log" >&2
+  cd "$here/dns"
+  ldflags="-s -w -X github.com/coredns/coredns/coremain.GitCommit=$coredns_version"
+  compile ./cmd/coredns
 else
   echo "building the local control plane (Kubernetes $k8s_version, kwok $kwok_version, helm $helm_version)" >&2
   echo "  into $out; the first build takes 15-30 minutes on 2 cores; log: $log" >&2

@@ -50,6 +50,17 @@ class HostError(RuntimeError):
     """The host could not be prepared; the message says what to do."""
 
 
+def kubernetes_service_ip() -> str:
+    """The `kubernetes` Service's ClusterIP: kube-apiserver gives it the Service range's first address."""
+    return str(ipaddress.ip_network(SERVICES).network_address + 1)
+
+
+def reverse_zones() -> list[str]:
+    """The in-addr.arpa zones of the block (one per /16), for the cluster DNS's reverse lookups."""
+    block = ipaddress.ip_network(BLOCK)
+    return [".".join(str(n.network_address).split(".")[1::-1]) + ".in-addr.arpa" for n in block.subnets(new_prefix=16)]
+
+
 def ranges_are_consistent() -> bool:
     """Every range sits inside the block, and the pod and Service ranges do not overlap."""
     block = ipaddress.ip_network(BLOCK)

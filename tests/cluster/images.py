@@ -39,6 +39,7 @@ class Recipe:
     env: tuple[str, ...] = field(default_factory=tuple)
     debian: tuple[str, ...] = ()    # Debian packages of its root filesystem; none: an empty one
     pip: tuple[str, ...] = ()       # PyPI requirements, pinned, installed into /opt/venv
+    venv: bool = False              # make /opt/venv even with no requirements (a base for pip to install into)
     name_as: str = ""               # the name containerd knows it by, when not modeldeploy.local/<name>:local
     workdir: str = "/"              # made, and owned by the user, when not /
 
@@ -48,7 +49,7 @@ class Recipe:
 
     def key(self) -> str:
         h = hashlib.sha256(json.dumps([self.name, self.entrypoint, self.user, self.env, self.debian, self.pip,
-                                       self.name_as, self.workdir, sorted(self.files)]).encode())
+                                       self.venv, self.name_as, self.workdir, sorted(self.files)]).encode())
         # The files' contents, not where they lie: two checkouts share one archive.
         for dest in sorted(self.files):
             h.update(self.files[dest].read_bytes())
@@ -56,8 +57,16 @@ class Recipe:
         return h.hexdigest()[:16]
 
 
+def tool_env() -> dict[str, str]:
+    """This environment, with the system folders on PATH: mmdebstrap runs chroot, and a user's PATH may lack
+    /usr/sbin."""
+    path = os.environ.get("PATH", "/usr/bin:/bin")
+    extra = [d for d in ("/usr/local/sbin", "/usr/sbin", "/sbin") if d not in path.split(":")]
+    return {**os.environ, "PATH": ":".join([path, *extra])}
+
+
 def _umoci(*args: str) -> None:
-    proc = subprocess.run(["umoci", *args], capture_output=True, text=True)
+    proc = subprocess.run(["umoci", *args], capture_output=True, text=True, env=tool_env())
     if proc.returncode != 0:
         raise ImageError(f"umoci {' '.join(args[:1])} failed: {proc.stderr.strip()}")
 
@@ -136,6 +145,8 @@ def _debian_rootfs(recipe: Recipe, rootfs: Path) -> None:
     if not shutil.which("mmdebstrap"):
         raise ImageError("mmdebstrap is needed to build the real node's images: apt-get install mmdebstrap")
     hooks = []
+    if recipe.venv and not recipe.pip:
+        hooks.append('chroot "$1" python3 -m venv /opt/venv')
     if recipe.pip:
         pip = " ".join(f"'{r}'" for r in recipe.pip)
         # pip trusts what this machine trusts (a TLS-intercepting proxy's CA, say), for the install only.
@@ -156,7 +167,7 @@ def _debian_rootfs(recipe: Recipe, rootfs: Path) -> None:
     cmd = ["mmdebstrap", "--variant=minbase", "--mode=root", "--quiet",
            f"--include={','.join(recipe.debian)}", *(f"--customize-hook={h}" for h in hooks),
            DEBIAN_SUITE, str(rootfs)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=tool_env())
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
         raise ImageError(f"mmdebstrap could not make {recipe.name}'s root filesystem:\n{tail}")

@@ -25,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import hostnet
 import images
+import operator_image
 import realnode
 
 HERE = Path(__file__).resolve().parent
@@ -78,12 +79,15 @@ def _build(what: str) -> Path:
 def _install_packages() -> None:
     """The real node's distribution packages, installed with apt-get when missing (as make test does)."""
     missing = [pkg for cmd, pkg in NODE_PACKAGES.items() if not shutil.which(cmd)]
-    if not missing:
-        return
+    if missing:
+        _install(missing, "for the real node")
+
+
+def _install(missing: list[str], why: str) -> None:
     if os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise ClusterError(f"the real node needs {', '.join(missing)}: install them "
-                           "(Debian: apt-get install ...), or MODELDEPLOY_REAL_NODE=0 for the KWOK-only cluster")
-    _say(f"installing Debian's {' '.join(missing)} (for the real node)")
+        raise ClusterError(f"{', '.join(missing)} must be installed {why} (Debian: apt-get install "
+                           f"{' '.join(missing)}), or MODELDEPLOY_REAL_NODE=0 for the KWOK-only cluster")
+    _say(f"installing Debian's {' '.join(missing)} ({why})")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     cmd = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing]
     if subprocess.run(cmd, env=env, capture_output=True).returncode != 0:
@@ -129,12 +133,12 @@ def _link(tool: str, target: Path) -> None:
     link.symlink_to(target)
 
 
-def _config_digest(node_cache: Path | None) -> str:
+def _config_digest(node_binaries: list[Path]) -> str:
     """A running cluster made from other stage or node files, or other node binaries, is made anew."""
     import hashlib
 
     files = ("kwok.yaml", "nodes.yaml", "localcluster.py", "hostnet.py", "realnode.py", "images.py")
-    data = b"".join((HERE / f).read_bytes() for f in files) + str(node_cache).encode()
+    data = b"".join((HERE / f).read_bytes() for f in files) + str(node_binaries).encode()
     return hashlib.sha256(data).hexdigest()[:16]
 
 
@@ -146,7 +150,8 @@ def _kwok_config() -> Path:
     """kwok.yaml with the cluster's address ranges and certificate paths filled in."""
     text = (HERE / "kwok.yaml").read_text()
     for token, value in {"@@services@@": hostnet.SERVICES, "@@kwok-pods@@": hostnet.KWOK_PODS,
-                         "@@pki@@": str(_pki())}.items():
+                         "@@kubernetes-service@@": hostnet.kubernetes_service_ip(),
+                         "@@bridge@@": hostnet.BRIDGE_ADDRESS.split("/")[0], "@@pki@@": str(_pki())}.items():
         text = text.replace(token, value)
     out = STATE / "kwok-config.yaml"
     out.write_text(text)
@@ -154,7 +159,7 @@ def _kwok_config() -> Path:
 
 
 def _node() -> realnode.Node:
-    return realnode.Node(STATE, STATE / "node-bin", _pki(), KUBECONFIG)
+    return realnode.Node(STATE, STATE / "node-bin", _pki(), KUBECONFIG, BIN / "coredns")
 
 
 def kubectl(*args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -208,12 +213,16 @@ def up() -> Path:
     """Start the cluster if it is not running; return the kubeconfig path."""
     start = time.monotonic()
     cache = build()
-    node_cache, archives = None, []
+    node_binaries: list[Path] = []
+    archives: list[Path] = []
     if real_node():
         _install_packages()
         node_cache = _build("node")
         _link_node_bin(node_cache)
         _link("versitygw", _build("s3") / "versitygw")  # the tests' S3 server, for models on the real node
+        dns = _build("dns")  # the pods' DNS server
+        _link("coredns", dns / "coredns")
+        node_binaries = [node_cache, dns]  # either one rebuilt: the node is made anew
         try:
             archives = _node().build_images(IMAGES, _say)
         except images.ImageError as exc:
@@ -222,7 +231,7 @@ def up() -> Path:
     built = time.monotonic()
     digest_file = STATE / "config-digest"
     current = digest_file.read_text() if digest_file.exists() else ""
-    if is_ready() and current == _config_digest(node_cache) and (not real_node() or _node().running()):
+    if is_ready() and current == _config_digest(node_binaries) and (not real_node() or _node().running()):
         _say(f"cluster already running ({time.monotonic() - start:.1f} s)")
         return KUBECONFIG
     # A stopped or half-made cluster: remove it and make a new one.
@@ -262,7 +271,7 @@ def up() -> Path:
             _node().start(archives, kubectl, timeout=READY_TIMEOUT)
         except (realnode.NodeError, OSError) as exc:
             raise ClusterError(f"the real node did not start: {exc}") from exc
-    digest_file.write_text(_config_digest(node_cache))
+    digest_file.write_text(_config_digest(node_binaries))
     _say(f"cluster ready in {time.monotonic() - start:.1f} s; logs in {LOGS}")
     return KUBECONFIG
 
@@ -357,6 +366,24 @@ def down() -> None:
     _say("cluster stopped")
 
 
+def image() -> str:
+    """Build the operator's image from the Dockerfile (once per content) and import it into the running real
+    node, under the name and tag the Helm chart uses by default; return that name."""
+    if not real_node():
+        raise ClusterError("the operator image runs on the real node, and MODELDEPLOY_REAL_NODE=0 has none")
+    node = _node()
+    if not (is_ready() and node.running()):
+        raise ClusterError("the cluster and its real node are not running: make cluster")
+    if not shutil.which("buildah"):
+        _install(["buildah"], "for the operator image")
+    try:
+        archive = operator_image.build(IMAGES, _say)
+        images.load(archive, node.bin / "ctr", str(node.socket))
+    except images.ImageError as exc:
+        raise ClusterError(f"the operator image could not be built: {exc}") from exc
+    return operator_image.reference()
+
+
 def main(argv: list[str]) -> int:
     cmd = argv[1] if len(argv) > 1 else "up"
     try:
@@ -366,11 +393,13 @@ def main(argv: list[str]) -> int:
             down()
         elif cmd == "build":
             print(build())
+        elif cmd == "image":
+            print(image())
         elif cmd == "status":
             print("running" if is_ready() else "stopped")
             return 0 if is_ready() else 1
         else:
-            _say(f"usage: {argv[0]} up|down|status|build")
+            _say(f"usage: {argv[0]} up|down|status|build|image")
             return 2
     except ClusterError as exc:
         _say(f"error: {exc}")

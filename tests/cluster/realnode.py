@@ -44,7 +44,9 @@ STORAGE_INITIALIZER = f"docker.io/kserve/storage-initializer:v{KSERVE_STORAGE}"
 # The scikit-learn the tests train with (pyproject.toml's dev extra): a pickled model loads only in the same one.
 SKLEARN = "scikit-learn==1.9.1"
 # Started in this order, stopped in the reverse one.
-PROCESSES = ("containerd", "kubelet", "kube-proxy")
+PROCESSES = ("containerd", "kubelet", "kube-proxy", "coredns")
+# The cluster's DNS server listens on the bridge's address, where every pod's resolv.conf points.
+DNS_READY_PORT = 10262
 # kubelet's iptables chains (kube-proxy's nftables tables go with `kube-proxy --cleanup`).
 KUBELET_CHAINS = ("KUBE-FIREWALL", "KUBE-KUBELET-CANARY", "KUBE-IPTABLES-HINT")
 CGROUP_ROOT = "modeldeploy"
@@ -58,9 +60,10 @@ class NodeError(RuntimeError):
 class Node:
     """Paths and processes of the real node of one checkout's cluster."""
 
-    def __init__(self, state: Path, bin_dir: Path, pki: Path, kubeconfig: Path) -> None:
+    def __init__(self, state: Path, bin_dir: Path, pki: Path, kubeconfig: Path, coredns: Path) -> None:
         self.dir = state / "node"
         self.bin = bin_dir
+        self.coredns = coredns
         self.pki = pki
         self.kubeconfig = kubeconfig
         self.logs = self.dir / "logs"
@@ -141,8 +144,9 @@ state = "{d / 'state'}"
             "authorization": {"mode": "Webhook"},
             "podCIDR": hostnet.NODE_PODS,
             "podLogsDir": str(self.dir / "pod-logs"),
-            # Pods get no copy of the host's resolver: its server is outside the cluster's block.
+            # Pods get no copy of the host's resolver (its server is outside the cluster's block), only CoreDNS.
             "resolvConf": "",
+            "clusterDNS": [node_ip],
             "clusterDomain": "cluster.local",
             "failSwapOn": False,
             "maxPods": 40,
@@ -175,6 +179,22 @@ state = "{d / 'state'}"
                           "tcpCloseWaitTimeout": "0s"},
         }, indent=2)
 
+    def corefile(self) -> str:
+        """Service and pod names of cluster.local and their reverse zones, and nothing else: with no zone for
+        other names and no forward plugin, CoreDNS refuses them, so no query leaves this machine."""
+        node_ip = hostnet.BRIDGE_ADDRESS.split("/")[0]
+        return f"""cluster.local:53 in-addr.arpa:53 {{
+    bind {node_ip}
+    errors
+    ready 127.0.0.1:{DNS_READY_PORT}
+    kubernetes cluster.local {' '.join(hostnet.reverse_zones())} {{
+        kubeconfig {self.kubeconfig}
+        ttl 5
+    }}
+    cache 5
+}}
+"""
+
     def write_configs(self) -> None:
         for sub in ("logs", "pids", "cni/net.d", "cni/ipam", "pod-logs", "kubelet", "containerd"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
@@ -186,6 +206,7 @@ state = "{d / 'state'}"
         (self.dir / "cni" / "net.d" / "10-modeldeploy.conflist").write_text(self.cni_config())
         (self.dir / "kubelet.json").write_text(self.kubelet_config())
         (self.dir / "kube-proxy.json").write_text(self.kube_proxy_config())
+        (self.dir / "Corefile").write_text(self.corefile())
 
     def commands(self) -> dict[str, list[str]]:
         node_ip = hostnet.BRIDGE_ADDRESS.split("/")[0]
@@ -196,6 +217,7 @@ state = "{d / 'state'}"
                         f"--cert-dir={self.dir / 'kubelet' / 'pki'}", f"--hostname-override={NAME}",
                         f"--node-ip={node_ip}", f"--node-labels={LABEL}=true"],
             "kube-proxy": [str(self.bin / "kube-proxy"), f"--config={self.dir / 'kube-proxy.json'}"],
+            "coredns": [str(self.coredns), "-conf", str(self.dir / "Corefile")],
         }
 
     # -- images --------------------------------------------------------------------------
@@ -285,10 +307,13 @@ state = "{d / 'state'}"
                    lambda: _node_ready(kubectl), deadline, "kubelet")
         self._start("kube-proxy")
         self._wait("kube-proxy did not become healthy", _proxy_healthy, deadline, "kube-proxy")
+        self._start("coredns")
+        self._wait("CoreDNS did not become ready", lambda: _answers_ok(f"http://127.0.0.1:{DNS_READY_PORT}/ready"),
+                   deadline, "coredns")
 
     def stop(self, kubectl) -> None:
         """Stop the node and remove what it made on the host; idempotent, and safe after a crash."""
-        for name in ("kube-proxy", "kubelet"):
+        for name in ("coredns", "kube-proxy", "kubelet"):
             self._kill(name)
         kill_pods(self.dir)
         self._kill("containerd")
@@ -338,10 +363,14 @@ def _node_ready(kubectl) -> bool:
 
 
 def _proxy_healthy() -> bool:
+    return _answers_ok("http://127.0.0.1:10256/healthz")
+
+
+def _answers_ok(url: str) -> bool:
     import urllib.request
 
     try:
-        with urllib.request.urlopen("http://127.0.0.1:10256/healthz", timeout=1) as r:
+        with urllib.request.urlopen(url, timeout=1) as r:
             return r.status == 200
     except OSError:
         return False

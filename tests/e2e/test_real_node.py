@@ -14,6 +14,7 @@ import json
 import os
 import re
 import socket
+import subprocess
 import sys
 import time
 import urllib.error
@@ -526,3 +527,92 @@ def test_a_model_is_fetched_from_s3_by_kserves_storage_code_and_served(cluster, 
         assert reported
         # Revision 1 still serves, right
         assert _infer(ip, "iris", features[::10].tolist()) == model.predict(features[::10]).tolist()
+
+
+# -- the operator as a pod: the Dockerfile's image, installed with the Helm chart ------------------------------
+LOCAL_VALUES = ROOT / "examples" / "local-cluster-values.yaml"
+
+
+@pytest.fixture(scope="module")
+def operator_image() -> str:
+    """The Dockerfile's image, built (once per content) and imported into the real node; its name."""
+    out = subprocess.run([sys.executable, str(ROOT / "tests" / "cluster" / "localcluster.py"), "image"],
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, f"the operator image was not built:\n{out.stderr[-3000:]}"
+    return out.stdout.strip().splitlines()[-1]
+
+
+def test_helm_install_runs_the_dockerfiles_image_on_the_real_node_and_it_rolls_out_a_model(
+        cluster, crd, namespace, operator_image):
+    helm = [str(cluster.bin / "helm"), f"--kubeconfig={cluster.kubeconfig}"]
+    release = "md-" + namespace[-6:]
+    # As the README installs it, serving this namespace only, so it never meets another test's operator.
+    install = subprocess.run([*helm, "install", release, str(ROOT / "helm" / "modeldeploy"), "-n", namespace,
+                              "-f", str(LOCAL_VALUES), "--set", f"watchedNamespaces={{{namespace}}}",
+                              "--wait", "--timeout", "120s"], capture_output=True, text=True, timeout=180)
+    try:
+        pods = json.loads(cluster.kubectl("get", "pods", "-n", namespace, "-l",
+                                          f"app.kubernetes.io/instance={release}", "-o", "json").stdout)["items"]
+        assert install.returncode == 0, (f"helm install failed: {install.stderr}\n"
+                                         + json.dumps([p.get("status") for p in pods], indent=1)[-3000:])
+        (pod,) = pods
+        # The chart's default image, which only the local build provides: nothing is pulled on this node.
+        assert pod["spec"]["containers"][0]["image"] == operator_image
+        assert pod["spec"]["nodeName"] == realnode.NAME
+        (container,) = pod["status"]["containerStatuses"]
+        assert container["ready"] and container["restartCount"] == 0, container
+        # A real process: the kubelet runs it as the image's non-root user, and its log is the operator's.
+        uid = cluster.kubectl("exec", "-n", namespace, pod["metadata"]["name"], "--", "id", "-u").stdout.strip()
+        assert uid == "65532"
+
+        # It reconciles with nothing but its ServiceAccount: no other operator serves this namespace.
+        apply(cluster, manifest(namespace, version="1", replicas=2))
+        wait_phase(cluster, namespace, "Healthy", timeout=90)
+        apply(cluster, manifest(namespace, version="2", replicas=2, rollout={"steps": [{"setWeight": 50}]}))
+        wait_for(lambda: status(cluster, namespace), timeout=120, message="revision 2 serves alone",
+                 until=lambda s: s.get("phase") == "Healthy" and s.get("stableRevision") == 2)
+        logs = cluster.kubectl("logs", "-n", namespace, pod["metadata"]["name"]).stdout
+        assert namespace in logs, logs[-2000:]
+    finally:
+        subprocess.run([*helm, "uninstall", release, "-n", namespace, "--wait", "--timeout", "60s"],
+                       capture_output=True, text=True, timeout=90)
+
+
+# -- names: the cluster's DNS -----------------------------------------------------------------------------------
+RESOLVE = """
+import socket, sys, urllib.request
+url, outside = sys.argv[1], sys.argv[2]
+print("address", socket.gethostbyname(url.split("/")[2]))
+print("answer", urllib.request.urlopen(url, timeout=5).read().decode())
+try:
+    print("outside", socket.gethostbyname(outside))
+except OSError as exc:
+    print("outside refused", exc)
+"""
+
+
+def test_a_pod_reaches_a_modeldeployment_by_its_status_url_and_no_other_name_resolves(cluster, namespace, operator):
+    pv = _models_claim(cluster, namespace)
+    try:
+        apply(cluster, manifest(namespace, version="3", replicas=1, model={"uri": "pvc://models", "version": "3"},
+                                runtime={"image": realnode.ECHO_SERVER, "port": 8080, "readinessPath": "/healthz"},
+                                template=ON_REAL_NODE))
+        url = wait_phase(cluster, namespace, "Healthy", timeout=90, stableRevision=1)["url"]
+        # A client pod with Python (the storage initializer's image), idle until the test execs in it.
+        client = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "client"}, "spec": {
+            **ON_REAL_NODE, "terminationGracePeriodSeconds": 0,
+            "containers": [{"name": "client", "image": realnode.STORAGE_INITIALIZER, "imagePullPolicy": "Never",
+                            "command": ["/opt/venv/bin/python", "-c", "import time; time.sleep(600)"]}]}}
+        cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(client))
+        cluster.kubectl("wait", "-n", namespace, "--for=condition=Ready", "pod/client", "--timeout=60s")
+        resolv = cluster.kubectl("exec", "-n", namespace, "client", "--", "cat", "/etc/resolv.conf").stdout
+        assert f"nameserver {hostnet.BRIDGE_ADDRESS.split('/')[0]}" in resolv, resolv
+        out = cluster.kubectl("exec", "-n", namespace, "client", "--", "/opt/venv/bin/python", "-c", RESOLVE,
+                              url + "/", "example.com").stdout
+        ip = cluster.kubectl("get", "service", MD, "-n", namespace, "-o", "jsonpath={.spec.clusterIP}").stdout
+        assert f"address {ip}" in out, out
+        assert json.loads(out.split("answer ", 1)[1].splitlines()[0])["version"] == "3", out
+        # No zone but the cluster's and no forwarder: an outside name gets no answer, and no query leaves.
+        assert "outside refused" in out, out
+    finally:
+        cluster.kubectl("delete", "persistentvolume", pv, "--wait=false", check=False)

@@ -4,13 +4,16 @@ what the real node's images promise (tests/cluster/realnode.py)."""
 from __future__ import annotations
 
 import ipaddress
+import json
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cluster"))
 import hostnet
+import operator_image
 import realnode
 
 BENCHMARKING = ipaddress.ip_network("198.18.0.0/15")  # RFC 2544: no real network uses it
@@ -66,6 +69,45 @@ def test_the_real_nodes_storage_initializer_is_the_operators_default():
 def test_the_tests_train_with_the_scikit_learn_the_mlserver_image_loads():
     pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
     assert f'"{realnode.SKLEARN}"' in pyproject
-    mlserver = next(r for r in realnode.Node(Path("/x"), Path("/x"), Path("/x"), Path("/x")).recipes()
+    mlserver = next(r for r in realnode.Node(Path("/x"), Path("/x"), Path("/x"), Path("/x"), Path("/x")).recipes()
                     if r.name == "mlserver")
     assert realnode.SKLEARN in mlserver.pip
+
+
+NODE = realnode.Node(Path("/state"), Path("/bin"), Path("/pki"), Path("/kubeconfig"), Path("/coredns"))
+
+
+def test_pods_ask_the_cluster_dns_which_answers_for_the_cluster_only():
+    corefile, kubelet = NODE.corefile(), json.loads(NODE.kubelet_config())
+    bridge = hostnet.BRIDGE_ADDRESS.split("/")[0]
+    assert kubelet["clusterDNS"] == [bridge] and f"bind {bridge}\n" in corefile
+    assert kubelet["resolvConf"] == ""  # no copy of the host's resolver, whose server is off the block
+    # No forwarder and no catch-all zone: nothing is resolved by asking outside this machine.
+    assert "forward" not in corefile and ".:53" not in corefile
+    assert corefile.startswith("cluster.local:53 in-addr.arpa:53 {")
+    assert "kubernetes cluster.local 18.198.in-addr.arpa 19.198.in-addr.arpa {" in corefile
+
+
+def test_kube_apiserver_is_advertised_and_certified_where_pods_reach_it():
+    text = (Path(hostnet.__file__).parent / "kwok.yaml").read_text()
+    assert '{key: advertise-address, value: "@@bridge@@"}' in text
+    assert 'kubeApiserverCertSANs: ["@@kubernetes-service@@", "@@bridge@@"]' in text
+    assert ipaddress.ip_address(hostnet.kubernetes_service_ip()) in ipaddress.ip_network(hostnet.SERVICES)
+    assert hostnet.kubernetes_service_ip() == "198.19.128.1"
+
+
+def test_the_operator_image_is_built_under_the_charts_default_name_for_the_real_node():
+    root = Path(__file__).resolve().parents[2]
+    values = yaml.safe_load((root / "helm" / "modeldeploy" / "values.yaml").read_text())
+    chart = yaml.safe_load((root / "helm" / "modeldeploy" / "Chart.yaml").read_text())
+    assert operator_image.reference() == f"{values['image']['repository']}:{chart['appVersion']}"
+    assert values["image"]["pullPolicy"] == "IfNotPresent"  # the node has it; it never pulls
+    local = yaml.safe_load((root / "examples" / "local-cluster-values.yaml").read_text())
+    assert local["nodeSelector"] == {realnode.LABEL: "true"}
+    assert local["tolerations"] == [{"key": realnode.LABEL, "operator": "Exists", "effect": "NoSchedule"}]
+
+
+def test_the_operator_image_key_follows_what_the_dockerfile_copies():
+    files = {str(p.relative_to(operator_image.ROOT)) for p in operator_image._context_files()}
+    assert {"pyproject.toml", "README.md", "operator/modeldeploy/__init__.py"} <= files
+    assert not any("__pycache__" in f or f.endswith(".pyc") for f in files)
