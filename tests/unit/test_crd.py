@@ -11,7 +11,17 @@ import yaml
 
 from modeldeploy.api import names, reference
 from modeldeploy.api.crd import build_crd, render, to_structural
-from modeldeploy.api.spec import PRE_TRAFFIC_REFUSED, PROVIDER_OR_ADDRESS, PROVIDER_OR_URL, RESERVED_KEYS_MESSAGE
+from modeldeploy.api.spec import (
+    ENV_NAME_PATTERN,
+    LABEL_VALUE_PATTERN,
+    PRE_TRAFFIC_REFUSED,
+    PROVIDER_OR_ADDRESS,
+    PROVIDER_OR_URL,
+    QUALIFIED_NAME_RULE,
+    QUANTITY_PATTERN,
+    RESERVED_KEYS_MESSAGE,
+    TOLERATION_RULES,
+)
 
 Schema = dict[str, Any]
 
@@ -90,6 +100,11 @@ EXPECTED_CEL = {
     ".spec.rollout.analysis.metrics[].prometheus": [PROVIDER_OR_ADDRESS],
     ".spec.rollout.analysis.metrics[].webhook": [PROVIDER_OR_URL, "path goes with provider (an inline url carries "
                                                                   "its own path)"],
+    # What the API server would check only in the pods built from the spec (spec.py's patterns)
+    ".spec.template.metadata.labels": [f"each label key must be {QUALIFIED_NAME_RULE}"],
+    ".spec.template.metadata.annotations": [f"each annotation key must be {QUALIFIED_NAME_RULE}"],
+    ".spec.template.nodeSelector": [f"each nodeSelector key must be {QUALIFIED_NAME_RULE}"],
+    ".spec.template.tolerations[]": [message for _, message in TOLERATION_RULES],
 }
 
 
@@ -119,7 +134,12 @@ FIELD_SCHEMAS: list[tuple[str, Schema]] = [
     (".spec.template.tolerations[].operator", {"type": "string", "enum": ["Exists", "Equal"]}),
     (".spec.runtime.resources.limits{}", {"x-kubernetes-int-or-string": True}),
     (".spec.runtime.env[].valueFrom", {"type": "object", "x-kubernetes-preserve-unknown-fields": True}),
-    (".spec.template.nodeSelector", {"type": "object", "additionalProperties": {"type": "string"}}),
+    (".spec.template.nodeSelector", {"type": "object", "maxProperties": 64, "additionalProperties": {
+        "type": "string", "maxLength": 63, "pattern": LABEL_VALUE_PATTERN}}),
+    # A quantity: an integer of at least 0, or a string such as 500m (each keyword holds for its own type)
+    (".spec.runtime.resources.limits", {"maxProperties": 16, "additionalProperties": {
+        "x-kubernetes-int-or-string": True, "minimum": 0, "pattern": QUANTITY_PATTERN, "maxLength": 64}}),
+    (".spec.runtime.env[].name", {"pattern": ENV_NAME_PATTERN}),
     (".status.phase", {"enum": ["Pending", "Progressing", "Paused", "Healthy", "Degraded", "Failed"]}),
     (".status.kopf", {"type": "object", "x-kubernetes-preserve-unknown-fields": True}),
 ]

@@ -93,8 +93,11 @@ def _unwrap_any_of(node: Schema) -> Schema:
     """Optional X becomes X (absence means None); integer-or-string becomes int-or-string."""
     rest = {k: v for k, v in node.items() if k != "anyOf"}
     branches = [b for b in node["anyOf"] if b != _NULL]
-    if sorted(branches, key=lambda b: str(b)) == [{"type": "integer"}, {"type": "string"}]:
-        return {**rest, "x-kubernetes-int-or-string": True}
+    if sorted(b.get("type") for b in branches) == ["integer", "string"]:
+        # An integer's bounds and a string's pattern both hold on an int-or-string: OpenAPI checks each against
+        # values of its own type only (a quantity: 2 or "500m").
+        merged = {k: v for b in branches for k, v in b.items() if k != "type"}
+        return {**rest, **merged, "x-kubernetes-int-or-string": True}
     if len(branches) == 1:
         return {**branches[0], **rest}
     raise ValueError(f"anyOf {branches} has no structural equivalent")

@@ -11,7 +11,7 @@ import re
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 URI_SCHEMES = ("s3", "gs", "hf", "pvc", "https", "oci")
@@ -27,6 +27,52 @@ IntOrString = int | str
 def _cel(*rules: tuple[str, str]) -> dict[str, Any]:
     """Attach CEL validations (rule, message) to a model's generated schema."""
     return {"x-kubernetes-validations": [{"rule": r, "message": m} for r, m in rules]}
+
+
+# What the API server checks in the pods the operator builds from a spec, checked in the spec's own schema too: a
+# bad value is refused at apply, with its path, instead of being accepted and failing when the Deployment is
+# written. These patterns have no backslashes, so they read the same in OpenAPI and in CEL string literals.
+QUALIFIED_NAME_PATTERN = r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
+QUANTITY_PATTERN = (r"^[+]?(([0-9]+([.][0-9]*)?)|([.][0-9]+))"
+                    r"(([KMGTPE]i)|[numkMGTPE]|([eE][-+]?(([0-9]+([.][0-9]*)?)|([.][0-9]+))))?$")
+ENV_NAME_PATTERN = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
+QUALIFIED_NAME_RULE = "a qualified name: an optional DNS subdomain and '/', then at most 63 of a-z, A-Z, 0-9, " \
+                      "'-', '_' and '.', starting and ending with a letter or digit"
+LABEL_VALUE_RULE = "at most 63 of a-z, A-Z, 0-9, '-', '_' and '.', starting and ending with a letter or digit " \
+                   "(or empty)"
+MAX_MAP_ENTRIES = 64
+
+
+def _keys_are_qualified_names(what: str) -> dict[str, Any]:
+    return _cel((f"self.all(k, k.matches('{QUALIFIED_NAME_PATTERN}'))", f"each {what} key must be "
+                 f"{QUALIFIED_NAME_RULE}"))
+
+
+def _check_keys(what: str) -> AfterValidator:
+    def check(value: dict[str, Any] | None) -> dict[str, Any] | None:
+        bad = sorted(k for k in value or {} if not re.match(QUALIFIED_NAME_PATTERN, k))
+        if bad:
+            raise ValueError(f"{', '.join(map(repr, bad))}: each {what} key must be {QUALIFIED_NAME_RULE}")
+        return value
+    return AfterValidator(check)
+
+
+LabelValue = Annotated[str, Field(max_length=63, pattern=LABEL_VALUE_PATTERN)]
+LabelMap = Annotated[dict[str, LabelValue] | None, Field(max_length=MAX_MAP_ENTRIES,
+                                                         json_schema_extra=_keys_are_qualified_names("label")),
+                     _check_keys("label")]
+NodeSelector = Annotated[dict[str, LabelValue] | None, Field(
+    max_length=MAX_MAP_ENTRIES, json_schema_extra=_keys_are_qualified_names("nodeSelector")),
+    _check_keys("nodeSelector")]
+AnnotationMap = Annotated[dict[str, str] | None, Field(
+    max_length=MAX_MAP_ENTRIES, json_schema_extra=_keys_are_qualified_names("annotation")),
+    _check_keys("annotation")]
+
+
+# A quantity is a non-negative integer or a string such as 500m; each form is checked by its own keyword.
+Quantity = Annotated[int, Field(ge=0)] | Annotated[str, Field(max_length=64, pattern=QUANTITY_PATTERN)]
+ResourceMap = Annotated[dict[str, Quantity] | None, Field(max_length=16)]
 
 
 class _Model(BaseModel):
@@ -70,7 +116,7 @@ class EnvVar(_Model):
          f"use another name"),
     ))
 
-    name: Annotated[str, Field(min_length=1, max_length=255)]
+    name: Annotated[str, Field(min_length=1, max_length=255, pattern=ENV_NAME_PATTERN)]
     value: str | None = None
     value_from: Annotated[dict[str, Any] | None, Field(json_schema_extra={
         "x-kubernetes-preserve-unknown-fields": True})] = None
@@ -86,8 +132,8 @@ class EnvVar(_Model):
 class Resources(_Model):
     """Compute resources of the model server container."""
 
-    limits: dict[str, IntOrString] | None = None
-    requests: dict[str, IntOrString] | None = None
+    limits: ResourceMap = None
+    requests: ResourceMap = None
 
 
 class Runtime(_Model):
@@ -97,7 +143,7 @@ class Runtime(_Model):
         ("has(self.image) != has(self.preset)", "set exactly one of runtime.image or runtime.preset"),
     ))
 
-    image: Annotated[str | None, Field(min_length=1, max_length=512)] = None
+    image: Annotated[str | None, Field(min_length=1, max_length=512, pattern=r"^[^\s]+$")] = None
     preset: Annotated[str | None, Field(pattern=DNS_LABEL_PATTERN, max_length=63, description=(
         "A runtime preset known to the operator (mlserver, triton, torchserve, vllm)"))] = None
     # Bounded lists keep objects small and the API server's worst-case CEL cost estimate in budget.
@@ -127,8 +173,8 @@ class TemplateMetadata(_Model):
         (f"!has(self.annotations) || self.annotations.all(k, {_RESERVED_KEY_CEL})", RESERVED_KEYS_MESSAGE),
     ))
 
-    labels: dict[str, str] | None = None
-    annotations: dict[str, str] | None = None
+    labels: LabelMap = None
+    annotations: AnnotationMap = None
 
     @model_validator(mode="after")
     def _not_reserved(self) -> TemplateMetadata:
@@ -149,19 +195,42 @@ class TaintEffect(StrEnum):
     NO_EXECUTE = "NoExecute"
 
 
+TOLERATION_RULES = (
+    ("(has(self.key) && self.key != '') || (has(self.operator) && self.operator == 'Exists')",
+     "a toleration without a key must have operator Exists (it then tolerates every taint)"),
+    ("!has(self.operator) || self.operator != 'Exists' || !has(self.value) || self.value == ''",
+     "a toleration with operator Exists takes no value"),
+    ("!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')",
+     "tolerationSeconds goes with effect NoExecute (how long a pod stays on a node once it is tainted)"),
+)
+
+
 class Toleration(_Model):
-    key: str | None = None
+    model_config = ConfigDict(json_schema_extra=_cel(*TOLERATION_RULES))
+
+    key: Annotated[str | None, Field(max_length=317, pattern=f"^$|{QUALIFIED_NAME_PATTERN}")] = None
     operator: TolerationOperator | None = None
-    value: str | None = None
+    value: Annotated[str | None, Field(max_length=63, pattern=LABEL_VALUE_PATTERN)] = None
     effect: TaintEffect | None = None
     toleration_seconds: int | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Toleration:
+        exists = self.operator == TolerationOperator.EXISTS
+        if not self.key and not exists:
+            raise ValueError(TOLERATION_RULES[0][1])
+        if exists and self.value:
+            raise ValueError(TOLERATION_RULES[1][1])
+        if self.toleration_seconds is not None and self.effect != TaintEffect.NO_EXECUTE:
+            raise ValueError(TOLERATION_RULES[2][1])
+        return self
 
 
 class PodTemplate(_Model):
     """Pod overrides for the serving pods."""
 
     metadata: TemplateMetadata | None = None
-    node_selector: dict[str, str] | None = None
+    node_selector: NodeSelector = None
     tolerations: Annotated[list[Toleration] | None, Field(max_length=50)] = None
     service_account_name: Annotated[str | None, Field(pattern=DNS_SUBDOMAIN_PATTERN, max_length=253)] = None
 

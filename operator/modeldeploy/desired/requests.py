@@ -20,6 +20,10 @@ PAUSED = f"{GROUP}/paused"  # "true" while a person holds the rollout
 RESUME = f"{GROUP}/resume"  # "<token>": go on after a hold the operator chose (too many inconclusive runs)
 
 
+KNOWN = (PROMOTE, PROMOTE_FULL, ABORT, ROLLBACK, PAUSED, RESUME)
+ROLLBACK_FORM = "<revision>@<token> (`kubectl modeldeploy rollback NAME --to-revision N` writes it)"
+
+
 @dataclass(frozen=True)
 class Requests:
     """The requests not yet carried out, read from annotations and status."""
@@ -47,3 +51,22 @@ def pending(annotations: dict[str, str], handled: dict[str, str]) -> Requests:
             rollback = (int(number), raw)
     return Requests(promote=new(PROMOTE), promote_full=new(PROMOTE_FULL), abort=new(ABORT), rollback=rollback,
                     paused=annotations.get(PAUSED, "").lower() == "true", resume=new(RESUME))
+
+
+def unrecognised(annotations: dict[str, str], handled: dict[str, str]) -> dict[str, str]:
+    """Annotations of the operator's group that ask for nothing it can do, not yet reported: a misspelt request
+    (`modeldeploy.dev/promtoe`) or a rollback that names no revision. Key -> the value reported (a new value is
+    reported again); nothing else is done with them."""
+    prefix = KNOWN[0].partition("/")[0] + "/"
+    odd = {k: v for k, v in annotations.items() if k.startswith(prefix) and k not in KNOWN}
+    raw = annotations.get(ROLLBACK)
+    if raw and not raw.partition("@")[0].isdigit():
+        odd[ROLLBACK] = raw
+    return {k: v for k, v in odd.items() if handled.get(k) != v}
+
+
+def unrecognised_message(key: str, value: str) -> str:
+    if key == ROLLBACK:
+        return f"annotation {key}={value!r} names no revision: it takes {ROLLBACK_FORM}; nothing was rolled back"
+    return (f"annotation {key} asks for nothing the operator knows, so it does nothing; the requests are "
+            f"{', '.join(KNOWN)} (`kubectl modeldeploy promote|abort|pause|resume|rollback` writes them)")

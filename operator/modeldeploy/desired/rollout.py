@@ -46,7 +46,20 @@ def plan(raw_spec: dict[str, Any], status: ModelDeploymentStatus, obs: Observed,
     if problem is not None:
         return failed(status, obs, *problem)
     world = World(spec, obs, settings, requests.pending(obs.annotations, status.handled_requests))
-    return build(world, status, transition(RolloutState.from_status(status), world))
+    return told_of_unknown_requests(build(world, status, transition(RolloutState.from_status(status), world)),
+                                    obs.annotations)
+
+
+def told_of_unknown_requests(out: Plan, annotations: dict[str, str]) -> Plan:
+    """A Warning Event, once per value, for each request annotation the operator cannot carry out (a typo
+    would otherwise do nothing without a word); it is recorded with the requests carried out."""
+    handled = out.status.handled_requests
+    odd = requests.unrecognised(annotations, handled)
+    if odd:
+        out.events.extend(Event("Warning", "UnknownRequest", requests.unrecognised_message(k, v))
+                          for k, v in sorted(odd.items()))
+        out.status = out.status.model_copy(update={"handled_requests": {**handled, **odd}})
+    return out
 
 
 def build(world: World, old: ModelDeploymentStatus, d: Decision) -> Plan:
