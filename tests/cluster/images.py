@@ -40,6 +40,7 @@ class Recipe:
     debian: tuple[str, ...] = ()    # Debian packages of its root filesystem; none: an empty one
     pip: tuple[str, ...] = ()       # PyPI requirements, pinned, installed into /opt/venv
     venv: bool = False              # make /opt/venv even with no requirements (a base for pip to install into)
+    suite: str = "bookworm"         # the Debian release of its root filesystem
     name_as: str = ""               # the name containerd knows it by, when not modeldeploy.local/<name>:local
     workdir: str = "/"              # made, and owned by the user, when not /
 
@@ -49,7 +50,7 @@ class Recipe:
 
     def key(self) -> str:
         h = hashlib.sha256(json.dumps([self.name, self.entrypoint, self.user, self.env, self.debian, self.pip,
-                                       self.venv, self.name_as, self.workdir, sorted(self.files)]).encode())
+                                       self.venv, self.suite, self.name_as, self.workdir, sorted(self.files)]).encode())
         # The files' contents, not where they lie: two checkouts share one archive.
         for dest in sorted(self.files):
             h.update(self.files[dest].read_bytes())
@@ -131,7 +132,6 @@ def build(recipe: Recipe, cache: Path) -> Path:
     return out
 
 
-DEBIAN_SUITE = "bookworm"
 # What of this machine's pip settings an image's pip uses too: where packages come from, and how to get there.
 PASSED_TO_PIP = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_DEFAULT_TIMEOUT", "HTTP_PROXY", "HTTPS_PROXY",
                  "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
@@ -166,7 +166,7 @@ def _debian_rootfs(recipe: Recipe, rootfs: Path) -> None:
     rootfs.rmdir()  # mmdebstrap makes it
     cmd = ["mmdebstrap", "--variant=minbase", "--mode=root", "--quiet",
            f"--include={','.join(recipe.debian)}", *(f"--customize-hook={h}" for h in hooks),
-           DEBIAN_SUITE, str(rootfs)]
+           recipe.suite, str(rootfs)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=tool_env())
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])

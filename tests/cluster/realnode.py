@@ -237,11 +237,12 @@ state = "{d / 'state'}"
                           name_as=MLSERVER,
                           workdir="/opt/mlserver"),
             # KServe's storage code, under the name and tag the operator's --storage-initializer-image
-            # defaults to; as a non-root user, as the operator's init containers run.
+            # defaults to; as a non-root user, as the operator's init containers run. On Debian trixie: it
+            # unpacks archives with tarfile's filter, which needs Python 3.11.4 or later (bookworm has 3.11.2).
             images.Recipe("storage-initializer", {"/opt/storage-initializer.py": HERE / "storage_initializer.py"},
                           ("/opt/venv/bin/python", "/opt/storage-initializer.py"), user="1000:1000",
                           env=("PATH=/opt/venv/bin:/usr/bin:/bin", "HOME=/tmp"),
-                          debian=("python3", "python3-venv", "ca-certificates"),
+                          debian=("python3", "python3-venv", "ca-certificates"), suite="trixie",
                           pip=(f"kserve-storage=={KSERVE_STORAGE}",), name_as=STORAGE_INITIALIZER),
         ]
 

@@ -1,16 +1,22 @@
 """Servers beside the local control plane that the real node's tests and `make demo` run: Prometheus, an S3
-server, and a load generator. Each is a real program (built by `make cluster`, linked into .cluster/bin) or
-real traffic; each listens on loopback or the bridge's address and stops with its owner.
+server, an HTTPS file server behind a private CA, and a load generator. Each is a real program (built by
+`make cluster`, linked into .cluster/bin, or Python's own HTTP server) or real traffic; each listens on
+loopback or the bridge's address and stops with its owner.
 Standard library only, like localcluster.py; boto3 (a dev dependency) is imported when used.
 """
 
 from __future__ import annotations
 
+import functools
+import http.server
+import io
 import itertools
 import json
 import secrets
 import socket
+import ssl
 import subprocess
+import tarfile
 import threading
 import time
 import urllib.error
@@ -155,23 +161,76 @@ class S3:
                 "AWS_ENDPOINT_URL": self.endpoint, "AWS_DEFAULT_REGION": "us-east-1"}
 
     def put_mlserver_model(self, bucket: str, prefix: str, model: Any, name: str, version: str) -> None:
-        """A scikit-learn model as MLServer loads it: the pickle and its model-settings.json, under `prefix`."""
-        import io
-
-        import joblib
-
-        packed = io.BytesIO()
-        joblib.dump(model, packed)
+        """A scikit-learn model as MLServer loads it (mlserver_files), under `prefix`."""
         client = self.client()
-        client.put_object(Bucket=bucket, Key=f"{prefix}/model.joblib", Body=packed.getvalue())
-        client.put_object(Bucket=bucket, Key=f"{prefix}/model-settings.json", Body=json.dumps({
-            "name": name, "implementation": "mlserver_sklearn.SKLearnModel",
-            "parameters": {"uri": "./model.joblib", "version": version}}).encode())
+        for key, body in mlserver_files(model, name, version).items():
+            client.put_object(Bucket=bucket, Key=f"{prefix}/{key}", Body=body)
 
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(10)
         self.log.close()
+
+
+def mlserver_files(model: Any, name: str, version: str) -> dict[str, bytes]:
+    """A scikit-learn model as MLServer loads it: the pickle and its model-settings.json."""
+    import joblib
+
+    packed = io.BytesIO()
+    joblib.dump(model, packed)
+    return {"model.joblib": packed.getvalue(), "model-settings.json": json.dumps({
+        "name": name, "implementation": "mlserver_sklearn.SKLearnModel",
+        "parameters": {"uri": "./model.joblib", "version": version}}).encode()}
+
+
+class HTTPSFiles:
+    """Files served over HTTPS on the bridge's address, with a certificate from a CA made here (openssl) that
+    nothing else trusts: a model store behind a private CA. Pods reach it; nothing off this machine does."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.root = workdir / "files"
+        self.root.mkdir(parents=True)
+        self.ca = workdir / "ca.crt"
+        key, cert, ext = workdir / "server.key", workdir / "server.crt", workdir / "san.cnf"
+        # The extensions a strict verifier (Python 3.13's default) asks of a CA and of a server's certificate.
+        ext.write_text(f"subjectAltName=IP:{BRIDGE_HOST}\nbasicConstraints=critical,CA:FALSE\n"
+                       "keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n"
+                       "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n")
+        for cmd in (
+            ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=modeldeploy test CA",
+             "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+             "-keyout", str(workdir / "ca.key"), "-out", str(self.ca)],
+            ["req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={BRIDGE_HOST}", "-keyout", str(key),
+             "-out", str(workdir / "server.csr")],
+            ["x509", "-req", "-days", "1", "-in", str(workdir / "server.csr"), "-CA", str(self.ca), "-CAkey",
+             str(workdir / "ca.key"), "-CAcreateserial", "-extfile", str(ext), "-out", str(cert)],
+        ):
+            subprocess.run(["openssl", *cmd], check=True, capture_output=True)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+
+        class Quiet(http.server.SimpleHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer((BRIDGE_HOST, 0),
+                                                      functools.partial(Quiet, directory=str(self.root)))
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.url = f"https://{BRIDGE_HOST}:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def put_tarball(self, name: str, files: dict[str, bytes]) -> str:
+        """A .tar.gz of `files` (served as application/gzip, which KServe's storage code unpacks); its URL."""
+        with tarfile.open(self.root / name, "w:gz") as tar:
+            for member, data in files.items():
+                info = tarfile.TarInfo(member)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        return f"{self.url}/{name}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def infer(ip: str, model: str, rows: list[list[float]], timeout: float = 10) -> dict[str, Any]:

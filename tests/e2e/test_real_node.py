@@ -616,3 +616,36 @@ def test_a_pod_reaches_a_modeldeployment_by_its_status_url_and_no_other_name_res
         assert "outside refused" in out, out
     finally:
         cluster.kubectl("delete", "persistentvolume", pv, "--wait=false", check=False)
+
+
+# -- https://, behind a private CA ------------------------------------------------------------------------------
+def test_a_model_behind_a_private_ca_is_fetched_over_https_with_its_ca_bundle(cluster, namespace, operator,
+                                                                               tmp_path):
+    """https:// fetched by KServe's storage code, trusting the CA in spec.model.caBundleConfigMap; without it,
+    the fetch fails in the storage code's words while revision 1 keeps serving."""
+    from sklearn.datasets import load_iris
+    from sklearn.tree import DecisionTreeClassifier
+
+    _enforce_restricted(cluster, namespace)
+    features, labels = load_iris(return_X_y=True)
+    model = DecisionTreeClassifier(random_state=0).fit(features, labels)
+    store = servers.HTTPSFiles(tmp_path)
+    try:
+        uri = store.put_tarball("iris-v1.tar.gz", servers.mlserver_files(model, "iris", "1"))
+        cluster.kubectl("create", "configmap", "models-ca", "-n", namespace, f"--from-file=ca.crt={store.ca}")
+
+        def spec(version: str, **ca: str) -> dict:
+            return manifest(namespace, version=version, replicas=1, model={"uri": uri, "version": version, **ca},
+                            runtime={"preset": "mlserver"}, template=ON_REAL_NODE)
+
+        apply(cluster, spec("1", caBundleConfigMap="models-ca"))
+        ip = _serves_predictions_of(cluster, namespace, model, features)
+        apply(cluster, spec("2"))  # the same server, without its CA: the public ones do not vouch for it
+        st = wait_for(lambda: status(cluster, namespace), timeout=60, message="status quotes the TLS failure",
+                      until=lambda s: "certificate verify failed" in (s.get("message") or ""))
+        # (the message keeps its head and the storage code's last words, eliding the middle of a long one)
+        assert "init container storage-initializer failed (exit 1" in st["message"], st["message"]
+        assert st["stableRevision"] == 1
+        assert _infer(ip, "iris", features[::10].tolist()) == model.predict(features[::10]).tolist()
+    finally:
+        store.stop()

@@ -105,6 +105,7 @@ EXPECTED_CEL = {
     ".spec.template.metadata.annotations": [f"each annotation key must be {QUALIFIED_NAME_RULE}"],
     ".spec.template.nodeSelector": [f"each nodeSelector key must be {QUALIFIED_NAME_RULE}"],
     ".spec.template.tolerations[]": [message for _, message in TOLERATION_RULES],
+    ".spec.model": ["caBundleConfigMap is for a model the fetcher downloads; a pvc:// model is mounted, not fetched"],
 }
 
 

@@ -143,6 +143,27 @@ def test_remote_uri_is_fetched_by_the_storage_initializer(uri: str) -> None:
     assert init["terminationMessagePolicy"] == server(p)["terminationMessagePolicy"] == "FallbackToLogsOnError"
 
 
+def test_a_private_ca_is_trusted_by_the_fetcher_alone_from_its_configmap() -> None:
+    # Given a model on a server behind a private CA, whose certificates are in a ConfigMap
+    p = pod(spec("https://models.internal/fraud/v7.tar.gz", model={"caBundleConfigMap": "models-ca"}))
+    # Then the ConfigMap's ca.crt is mounted read-only into the fetcher, whose HTTP and S3 clients trust it
+    (init,) = p["spec"]["initContainers"]
+    assert {"name": workload.CA_VOLUME, "configMap": {"name": "models-ca", "items": [
+        {"key": "ca.crt", "path": "ca.crt"}]}} in p["spec"]["volumes"]
+    assert {"name": workload.CA_VOLUME, "mountPath": "/etc/modeldeploy/model-ca", "readOnly": True} in \
+        init["volumeMounts"]
+    assert init["env"] == [{"name": "REQUESTS_CA_BUNDLE", "value": workload.CA_FILE},
+                           {"name": "AWS_CA_BUNDLE", "value": workload.CA_FILE}]
+    # and the model server, which fetches nothing, gets neither
+    assert not {"REQUESTS_CA_BUNDLE", "AWS_CA_BUNDLE"} & {e["name"] for e in server(p)["env"]}
+    assert [m["name"] for m in server(p)["volumeMounts"]] == [workload.MODEL_VOLUME]
+
+
+def test_a_ca_bundle_for_a_mounted_model_is_refused() -> None:
+    with pytest.raises(ValidationError, match="caBundleConfigMap is for a model the fetcher downloads"):
+        spec("pvc://models/fraud", model={"caBundleConfigMap": "models-ca"})
+
+
 def test_labels_selector_and_owner() -> None:
     # Given user template labels (the operator's own keys are refused by the schema: see test_reserved_keys)
     s = spec(template={"metadata": {"labels": {"team": "risk"},

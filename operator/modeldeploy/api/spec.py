@@ -83,6 +83,11 @@ class _Model(BaseModel):
 class ModelSource(_Model):
     """Where the model comes from."""
 
+    model_config = ConfigDict(json_schema_extra=_cel(
+        ("!has(self.caBundleConfigMap) || !self.uri.startsWith('pvc://')",
+         "caBundleConfigMap is for a model the fetcher downloads; a pvc:// model is mounted, not fetched"),
+    ))
+
     uri: Annotated[str, Field(pattern=URI_PATTERN, max_length=2048, description=(
         "Model location; scheme one of s3://, gs://, hf://, pvc://<claim>/<path>, https://, oci://"))]
     version: Annotated[str, Field(min_length=1, max_length=63,
@@ -91,6 +96,17 @@ class ModelSource(_Model):
     credentials_secret: Annotated[str | None, Field(
         pattern=DNS_SUBDOMAIN_PATTERN, max_length=253,
         description="Secret whose keys become environment variables of the model fetcher and server")] = None
+    ca_bundle_config_map: Annotated[str | None, Field(
+        pattern=DNS_SUBDOMAIN_PATTERN, max_length=253,
+        description=("ConfigMap whose ca.crt holds the CA certificates the model fetcher trusts, instead of the "
+                     "public ones: an https:// server or object store behind a private CA"))] = None
+
+    @model_validator(mode="after")
+    def _ca_for_fetched_models(self) -> ModelSource:
+        if self.ca_bundle_config_map and self.uri.startswith("pvc://"):
+            raise ValueError("caBundleConfigMap is for a model the fetcher downloads; a pvc:// model is mounted, "
+                             "not fetched")
+        return self
 
 
 # Set by the operator on every model server; a spec may not set them too.

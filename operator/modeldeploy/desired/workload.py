@@ -16,6 +16,11 @@ from modeldeploy.desired.settings import Settings
 MODEL_VOLUME = "model"
 SERVER_CONTAINER = "server"
 INIT_CONTAINER = "storage-initializer"
+# spec.model.caBundleConfigMap's ca.crt, in the fetcher only; the variables are the ones its HTTP (requests) and
+# S3 (boto3) clients read, and each replaces the default trust.
+CA_VOLUME = "model-ca"
+CA_FILE = "/etc/modeldeploy/model-ca/ca.crt"
+CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "AWS_CA_BUNDLE")
 # A pod leaving its Services (a scale-down, a rollback, a promotion) keeps serving this long after it is told
 # to stop: the removal of its endpoint reaches kube-proxy on every node (and any mesh's proxies) a moment later,
 # and a server that quit at once fails the requests still routed to it. Measured on the local control plane's
@@ -105,6 +110,14 @@ def pod_template(spec: ModelDeploymentSpec, owner: Owner, revision: int,
             # container's status, and the operator quotes them.
             "terminationMessagePolicy": "FallbackToLogsOnError",
         })
+    volumes = [volume]
+    ca = spec.model.ca_bundle_config_map
+    if ca and init_containers:
+        volumes.append({"name": CA_VOLUME, "configMap": {"name": ca, "items": [{"key": "ca.crt", "path": "ca.crt"}]}})
+        fetcher = init_containers[0]
+        fetcher["env"] = [{"name": name, "value": CA_FILE} for name in CA_VARIABLES]
+        fetcher["volumeMounts"].append({"name": CA_VOLUME, "mountPath": CA_FILE.rpartition("/")[0],
+                                        "readOnly": True})
 
     env = [e.model_dump(by_alias=True, exclude_none=True, mode="json") for e in (spec.runtime.env or [])]
     env += [{"name": "MODEL_DIR", "value": names.MODEL_MOUNT_PATH},
@@ -139,7 +152,7 @@ def pod_template(spec: ModelDeploymentSpec, owner: Owner, revision: int,
     pod_spec: dict[str, Any] = {
         "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
         "containers": [server],
-        "volumes": [volume],
+        "volumes": volumes,
     }
     if init_containers:
         pod_spec["initContainers"] = init_containers
