@@ -149,6 +149,26 @@ def guard_rules() -> str:
 """
 
 
+def control_plane_rules(apiserver: int, others: list[int]) -> str:
+    """A chain of the guard that keeps the control plane's ports to this machine. kwokctl's components listen
+    on every interface, etcd without any authentication; only loopback reaches them, and the real node's pods
+    (through the bridge) reach kube-apiserver alone."""
+    ports = ", ".join(str(p) for p in sorted({apiserver, *others}))
+    return f"""table inet {GUARD_TABLE} {{
+  chain control_plane {{
+    type filter hook input priority 0; policy accept;
+    iifname "lo" accept
+    iifname "{BRIDGE}" tcp dport {apiserver} accept
+    tcp dport {{ {ports} }} counter drop comment "the control plane answers on this machine only"
+  }}
+}}
+"""
+
+
+def guard_control_plane(apiserver: int, others: list[int]) -> None:
+    _run("nft", "-f", "-", input=control_plane_rules(apiserver, others))
+
+
 def require_root(what: str) -> None:
     if os.geteuid() != 0:
         raise HostError(f"{what} changes the host's network (a bridge, a route, an nftables table) "

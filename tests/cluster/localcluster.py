@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -263,6 +264,8 @@ def up() -> Path:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
         raise ClusterError(f"kwokctl could not start the cluster:\n{tail}\n{_diagnose()}")
     _wait_ready(built)
+    if real_node():
+        hostnet.guard_control_plane(*_control_plane_ports())
     kubectl("apply", "-f", str(HERE / "nodes.yaml"))
     _wait_nodes(built)
     if real_node():
@@ -274,6 +277,17 @@ def up() -> Path:
     digest_file.write_text(_config_digest(node_binaries))
     _say(f"cluster ready in {time.monotonic() - start:.1f} s; logs in {LOGS}")
     return KUBECONFIG
+
+
+def _control_plane_ports() -> tuple[int, list[int]]:
+    """kube-apiserver's port and the other components' (etcd's, the controllers', kwok's), as kwokctl chose them
+    and wrote them in the cluster's kwok.yaml."""
+    text = (WORKDIR / "clusters" / NAME / "kwok.yaml").read_text()
+    ports = {name: int(port) for name, port in re.findall(r"^\s+([a-zA-Z]+Port): (\d+)\s*$", text, flags=re.M)}
+    if "kubeApiserverPort" not in ports or "etcdPort" not in ports:
+        raise ClusterError(f"kwokctl's {WORKDIR / 'clusters' / NAME / 'kwok.yaml'} names no kube-apiserver or etcd "
+                           "port")
+    return ports.pop("kubeApiserverPort"), [p for p in ports.values() if p]
 
 
 def _wait_ready(start: float) -> None:

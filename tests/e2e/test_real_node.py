@@ -591,6 +591,38 @@ except OSError as exc:
 """
 
 
+def _client_pod(cluster, namespace: str) -> None:
+    """A pod `client` with Python (the storage initializer's image), idle until the test execs in it."""
+    client = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "client"}, "spec": {
+        **ON_REAL_NODE, "terminationGracePeriodSeconds": 0,
+        "containers": [{"name": "client", "image": realnode.STORAGE_INITIALIZER, "imagePullPolicy": "Never",
+                        "command": ["/opt/venv/bin/python", "-c", "import time; time.sleep(600)"]}]}}
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(client))
+    cluster.kubectl("wait", "-n", namespace, "--for=condition=Ready", "pod/client", "--timeout=60s")
+
+
+PROBE = """
+import socket, sys
+for port in sys.argv[2:]:
+    with socket.socket() as s:
+        s.settimeout(3)
+        print(port, "open" if s.connect_ex((sys.argv[1], int(port))) == 0 else "closed")
+"""
+
+
+def test_pods_reach_kube_apiserver_and_no_other_control_plane_port(cluster, namespace):
+    """kwokctl's components listen on every interface (etcd with no authentication at all): the guard lets
+    pods reach kube-apiserver through the bridge and nothing else of the control plane."""
+    import localcluster
+
+    apiserver, others = localcluster._control_plane_ports()
+    _client_pod(cluster, namespace)
+    out = cluster.kubectl("exec", "-n", namespace, "client", "--", "/opt/venv/bin/python", "-c", PROBE,
+                          hostnet.BRIDGE_ADDRESS.split("/")[0], str(apiserver), *map(str, others)).stdout
+    seen = dict(line.split() for line in out.splitlines())
+    assert seen == {str(apiserver): "open", **{str(p): "closed" for p in others}}, out
+
+
 def test_a_pod_reaches_a_modeldeployment_by_its_status_url_and_no_other_name_resolves(cluster, namespace, operator):
     pv = _models_claim(cluster, namespace)
     try:
@@ -598,13 +630,7 @@ def test_a_pod_reaches_a_modeldeployment_by_its_status_url_and_no_other_name_res
                                 runtime={"image": realnode.ECHO_SERVER, "port": 8080, "readinessPath": "/healthz"},
                                 template=ON_REAL_NODE))
         url = wait_phase(cluster, namespace, "Healthy", timeout=90, stableRevision=1)["url"]
-        # A client pod with Python (the storage initializer's image), idle until the test execs in it.
-        client = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "client"}, "spec": {
-            **ON_REAL_NODE, "terminationGracePeriodSeconds": 0,
-            "containers": [{"name": "client", "image": realnode.STORAGE_INITIALIZER, "imagePullPolicy": "Never",
-                            "command": ["/opt/venv/bin/python", "-c", "import time; time.sleep(600)"]}]}}
-        cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(client))
-        cluster.kubectl("wait", "-n", namespace, "--for=condition=Ready", "pod/client", "--timeout=60s")
+        _client_pod(cluster, namespace)
         resolv = cluster.kubectl("exec", "-n", namespace, "client", "--", "cat", "/etc/resolv.conf").stdout
         assert f"nameserver {hostnet.BRIDGE_ADDRESS.split('/')[0]}" in resolv, resolv
         out = cluster.kubectl("exec", "-n", namespace, "client", "--", "/opt/venv/bin/python", "-c", RESOLVE,

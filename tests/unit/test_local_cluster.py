@@ -111,3 +111,11 @@ def test_the_operator_image_key_follows_what_the_dockerfile_copies():
     files = {str(p.relative_to(operator_image.ROOT)) for p in operator_image._context_files()}
     assert {"pyproject.toml", "README.md", "operator/modeldeploy/__init__.py"} <= files
     assert not any("__pycache__" in f or f.endswith(".pyc") for f in files)
+
+
+def test_only_loopback_reaches_the_control_plane_and_pods_reach_kube_apiserver_alone():
+    rules = hostnet.control_plane_rules(6443, [2379, 2380, 10257])
+    assert "hook input" in rules and 'iifname "lo" accept' in rules
+    assert f'iifname "{hostnet.BRIDGE}" tcp dport 6443 accept' in rules
+    assert "tcp dport { 2379, 2380, 6443, 10257 } counter drop" in rules
+    assert rules.index("accept") < rules.index("drop")
