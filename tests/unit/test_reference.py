@@ -56,3 +56,13 @@ def test_row_shows_type_default_and_constraints() -> None:
 
 def test_table_cells_cannot_break_the_table() -> None:
     assert reference._cell("a|b <x> `<y>`") == "a\\|b &lt;x> `<y>`"
+
+
+def test_a_maps_entry_limit_and_the_checks_of_its_values_are_shown() -> None:
+    rows = {row.path: row for row in all_rows()}
+    labels = rows["spec.template.metadata.labels"].constraints
+    assert "entries at most 64" in labels and "each value: length at most 63; pattern" in labels
+    # a quantity: an integer's bound and a string's pattern, both
+    limits = rows["spec.runtime.resources.limits"]
+    assert limits.type == "map[string]int-or-string"
+    assert "each value: at least 0; length at most 64; pattern `^[+]?" in limits.constraints

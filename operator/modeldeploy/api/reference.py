@@ -44,7 +44,9 @@ def _resolve(node: Schema, defs: dict[str, Schema]) -> Schema:
             rest = {k: v for k, v in node.items() if k != "anyOf"}
             branches = [b for b in node["anyOf"] if b != {"type": "null"}]
             if sorted(b.get("type", "") for b in branches) == ["integer", "string"]:
-                return {**rest, "type": "int-or-string"}
+                # each branch's own bounds and pattern hold for values of its type (a quantity: 2 or "500m")
+                merged = {k: v for b in branches for k, v in b.items() if k != "type"}
+                return {**rest, **merged, "type": "int-or-string"}
             if len(branches) != 1:
                 raise ValueError(f"no single type in {node['anyOf']}")
             node = {**branches[0], **rest}
@@ -93,7 +95,8 @@ def _constraints(node: Schema, required: bool) -> str:
     parts = ["required"] if required else []
     for part in (_range(node.get("minimum"), node.get("maximum"), ""),
                  _range(node.get("minLength"), node.get("maxLength"), "length "),
-                 _range(node.get("minItems"), node.get("maxItems"), "items ")):
+                 _range(node.get("minItems"), node.get("maxItems"), "items "),
+                 _range(node.get("minProperties"), node.get("maxProperties"), "entries ")):
         if part:
             parts.append(part)
     if "exclusiveMinimum" in node:
@@ -108,6 +111,11 @@ def _constraints(node: Schema, required: bool) -> str:
         parts.append(f"rule: {rule['message']} (`{rule['rule']}`)")
     for rule in (node.get("items") or {}).get("x-kubernetes-validations", []):
         parts.append(f"rule for each item: {rule['message']} (`{rule['rule']}`)")
+    values = node.get("additionalProperties")
+    if isinstance(values, dict) and "$ref" not in values:
+        each = _constraints(_resolve(values, {}), False)
+        if each:
+            parts.append(f"each value: {each}")
     return "; ".join(parts)
 
 
