@@ -108,7 +108,7 @@ def test_no_cluster_address_routes_off_this_machine(cluster, namespace):
 
 def _guard_drops() -> int:
     table = json.loads(hostnet._run("nft", "-j", "list", "table", "inet", hostnet.GUARD_TABLE).stdout)
-    counters = [item["rule"] for item in table["nftables"] if "rule" in item
+    counters = [item["rule"] for item in table["nftables"] if "rule" in item and item["rule"]["chain"] == "keep_local"
                 and any("counter" in e for e in item["rule"]["expr"])]
     assert len(counters) == 1, counters
     return next(e["counter"]["packets"] for e in counters[0]["expr"] if "counter" in e)
