@@ -39,8 +39,6 @@ QUANTITY_PATTERN = (r"^[+]?(([0-9]+([.][0-9]*)?)|([.][0-9]+))"
 ENV_NAME_PATTERN = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
 QUALIFIED_NAME_RULE = "a qualified name: an optional DNS subdomain and '/', then at most 63 of a-z, A-Z, 0-9, " \
                       "'-', '_' and '.', starting and ending with a letter or digit"
-LABEL_VALUE_RULE = "at most 63 of a-z, A-Z, 0-9, '-', '_' and '.', starting and ending with a letter or digit " \
-                   "(or empty)"
 MAX_MAP_ENTRIES = 64
 
 
