@@ -65,11 +65,16 @@ def key() -> str:
     return h.hexdigest()[:16]
 
 
-def _pip_conf() -> str:
+def _host_ca() -> Path | None:
+    """The CA bundle this machine's pip trusts (a TLS-intercepting proxy's CA, say), if any."""
+    ca = Path(os.environ.get("PIP_CERT") or os.environ.get("SSL_CERT_FILE") or CA_BUNDLE)
+    return ca if ca.is_file() else None
+
+
+def _pip_conf(ca: Path | None) -> str:
     lines = ["[global]"]
-    ca = os.environ.get("PIP_CERT") or os.environ.get("SSL_CERT_FILE") or CA_BUNDLE
-    if Path(ca).is_file():
-        lines.append(f"cert = {CA_BUNDLE}")
+    if ca:
+        lines.append(f"cert = {CA_BUNDLE}")  # where the build mounts it
     lines += [f"{name} = {os.environ[var]}" for var, name in PIP_SETTINGS.items() if os.environ.get(var)]
     return "\n".join(lines) + "\n"
 
@@ -85,14 +90,14 @@ def build(cache: Path, say) -> Path:
     base = images.build(PYTHON_BASE, cache)
     ref = reference()
     say(f"  building {ref} from the Dockerfile with buildah")
-    ca = Path(os.environ.get("PIP_CERT") or os.environ.get("SSL_CERT_FILE") or CA_BUNDLE)
+    ca = _host_ca()
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
         # A store of its own, removed with the build: nothing accumulates between builds.
         store = ["buildah", f"--root={tmp}/storage", f"--runroot={tmp}/run", "--storage-driver=vfs"]
         pip_conf = Path(tmp) / "pip.conf"
-        pip_conf.write_text(_pip_conf())
+        pip_conf.write_text(_pip_conf(ca))
         mounts = [f"--volume={pip_conf}:/etc/pip.conf:ro"]
-        if ca.is_file():
+        if ca:
             mounts.append(f"--volume={ca}:{CA_BUNDLE}:ro")
         steps = [
             [*store, "build", "--isolation=chroot", "--network=host", "--pull=never", "--quiet",

@@ -57,8 +57,7 @@ def unrecognised(annotations: dict[str, str], handled: dict[str, str]) -> dict[s
     """Annotations of the operator's group that ask for nothing it can do, not yet reported: a misspelt request
     (`modeldeploy.dev/promtoe`) or a rollback that names no revision. Key -> the value reported (a new value is
     reported again); nothing else is done with them."""
-    prefix = KNOWN[0].partition("/")[0] + "/"
-    odd = {k: v for k, v in annotations.items() if k.startswith(prefix) and k not in KNOWN}
+    odd = {k: v for k, v in annotations.items() if k.startswith(f"{GROUP}/") and k not in KNOWN}
     raw = annotations.get(ROLLBACK)
     if raw and not raw.partition("@")[0].isdigit():
         odd[ROLLBACK] = raw
