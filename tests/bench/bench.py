@@ -43,6 +43,7 @@ from typing import Any
 
 TESTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TESTS))
+sys.path.insert(0, str(TESTS / "cluster"))  # as pyproject.toml gives pytest: conftest imports from both
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import kubernetes  # noqa: E402

@@ -35,7 +35,6 @@ cd "$here"
 export GOTOOLCHAIN=auto GOFLAGS="-buildvcs=false -mod=mod" CGO_ENABLED=0
 pkg=github.com/argoproj/argo-rollouts
 argo_version="$(go list -m -f '{{.Version}}' "$pkg")"
-argo_dir="$(go list -m -f '{{.Dir}}' "$pkg")"
 # What `rollouts-controller --version` prints, stamped as Argo's Makefile does (the tag without its "v"); with
 # no git commit to stamp (the module proxy gives none) it reads v1.10.2+unknown.
 ldflags="-s -w -X $pkg/utils/version.version=${argo_version#v} -X $pkg/utils/version.gitTreeState=clean"
@@ -57,6 +56,8 @@ if [[ $status != 0 || ! -x "$out.tmp/rollouts-controller" ]]; then
   tail -n 20 "$log" >&2
   exit 1
 fi
+# Only now: before the build has downloaded the module's source, `go list -m` names no folder for it.
+argo_dir="$(go list -m -f '{{.Dir}}' "$pkg")"
 for f in "${crds[@]}"; do
   cp "$argo_dir/manifests/crds/$f" "$out.tmp/$f"
 done
