@@ -185,6 +185,31 @@ def test_an_event_is_news_and_a_listed_object_only_when_it_changed_unwatched():
     assert not cache.seen("Secret", "ADDED", obj("token", 1, kind="Secret"))
 
 
+def test_the_echo_of_the_operators_own_write_is_not_news():
+    cache = Cache(Clock())
+    cache.answered(obj("fraud-1", 5, spec={"replicas": 2}))  # the answer to the operator's apply
+    assert not cache.seen("Deployment", "MODIFIED", obj("fraud-1", 5, spec={"replicas": 2}))  # its watch echo
+    assert cache.seen("Deployment", "MODIFIED", obj("fraud-1", 6, status={"readyReplicas": 2}))  # the cluster's
+
+
+def md(rv: int, generation: int = 1, status: dict[str, Any] | None = None, **meta: Any) -> dict[str, Any]:
+    return {"kind": names.KIND, "metadata": {"name": "fraud", "namespace": NS, "resourceVersion": str(rv),
+                                             "generation": generation, **meta},
+            "spec": {"replicas": 1}, "status": status or {}}
+
+
+def test_a_modeldeployment_is_news_when_what_people_change_changed_not_its_status():
+    cache = Cache(Clock())
+    assert cache.seen(names.KIND, None, md(5))  # first seen, in the watch's first listing: reconciled once
+    assert not cache.seen(names.KIND, None, md(5))  # listed again as it was
+    assert not cache.seen(names.KIND, "MODIFIED", md(6, status={"phase": "Healthy"}))  # a status write
+    assert cache.seen(names.KIND, "MODIFIED", md(7, generation=2))  # a spec change
+    assert cache.seen(names.KIND, "MODIFIED", md(8, generation=2, annotations={"modeldeploy.dev/promote": "1"}))
+    assert cache.seen(names.KIND, "MODIFIED", md(9, generation=2, annotations={"modeldeploy.dev/promote": "1"},
+                                                 deletionTimestamp="2026-12-02T08:00:00Z"))
+    assert not cache.seen(names.KIND, "MODIFIED", md(7, generation=3))  # late: an older view than the one held
+
+
 def test_a_reader_gets_its_own_copy():
     cache, _ = listed_cache(obj("fraud-1", 5, spec={"replicas": 2}))
     mine = cache.owned("Deployment", NS, "fraud")

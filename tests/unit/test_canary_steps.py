@@ -486,3 +486,17 @@ def test_a_run_already_due_when_the_last_is_folded_in_is_taken_at_once_not_never
         assert _next_look(p, raw(AT_ANALYSIS), seen, busy) == p.requeue_after
     finally:
         gate.set()
+
+
+def test_waiting_for_canary_pods_polls_only_a_route_it_cannot_watch() -> None:
+    # The replicas router waits for pods on events (their Deployment's status, EndpointSlices, restarts); a mesh
+    # router's route is the user's object, not watched, so it is read again in a second.
+    steps = [{"setWeight": 50}, {"pause": {}}]
+    canary = starting(2, replicas=2, ready=1)
+    waits = rollout.plan(raw(steps, analysis=None), at(0, 50, 1),
+                         world(steps, ready(1, 4), canary, analysis=None), SETTINGS)
+    assert "waiting for" in (waits.status.message or "") and waits.requeue_after is not None
+    assert waits.requeue_after > 500, waits.requeue_after  # the progress deadline only
+    meshed = rollout.plan(raw(steps, analysis=None, trafficRouting=MESH), at(0, 50, 1),
+                          world(steps, ready(1, 4), canary, analysis=None, routing=MESH, router_weight=0), SETTINGS)
+    assert meshed.requeue_after is not None and meshed.requeue_after <= 2, meshed.requeue_after

@@ -63,3 +63,13 @@ def test_the_crash_loop_names_the_pod_and_the_container_that_restarts_most() -> 
     assert facts.crash_loop(5) is None
     assert facts.crash_loop(3) == ("pod fraud-r2-a restarted 4 times (limit 3): crash-looping; "
                                    "container storage-initializer last exited 1 (Error)")
+
+
+def test_a_change_in_why_a_pod_cannot_start_is_news() -> None:
+    # The rollout waits for pods on events, not by polling: the reason shown in status must follow the pod's.
+    seen = RestartCounts()
+    assert seen.matters("a", "ADDED", 0) is False
+    assert seen.matters("a", "MODIFIED", 0, "pod a: container server ErrImagePull") is True
+    assert seen.matters("a", "MODIFIED", 0, "pod a: container server ErrImagePull") is False
+    assert seen.matters("a", "MODIFIED", 0, "pod a: container server ImagePullBackOff") is True
+    assert seen.matters("a", "MODIFIED", 0) is True  # it started after all

@@ -138,11 +138,9 @@ def _additional_properties(value: bool | Schema, defs: dict[str, Schema]) -> Sch
 
 
 def status_schema() -> Schema:
-    """The status schema, with room for kopf's own state."""
-    schema = openapi_schema(ModelDeploymentStatus, "status")
-    # kopf keeps its handler progress in status.kopf (DESIGN.md), which would otherwise be pruned.
-    schema["properties"]["kopf"] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-    return schema
+    """The status schema. It has no room for kopf's state: the operator keeps none (handlers/operator.py), and
+    the API server prunes what older versions of it left in `status.kopf`."""
+    return openapi_schema(ModelDeploymentStatus, "status")
 
 
 def object_schema(description: str, **parts: Schema) -> Schema:

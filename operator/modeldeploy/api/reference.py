@@ -193,7 +193,7 @@ def render() -> str:
     lines += [
         "## status",
         "",
-        "Written by the operator only. `status.kopf` (not listed) is kopf's own bookkeeping.",
+        "Written by the operator only.",
         "",
         *_table(rows("status", ModelDeploymentStatus)),
         "",

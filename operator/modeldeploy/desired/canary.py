@@ -75,7 +75,7 @@ def advance(world: World, p: Pass, state: RolloutState, t: int, stable: int) -> 
                 waiting = f"waiting for {split(world, t, total, index, weight)[1]} canary pods and the traffic split"
                 if world.stuck(t):
                     waiting += f"; {world.stuck(t)}"
-                wake.append(1.0)
+                wake.extend(route_poll(world))
                 break
         elif step.pause is not None:
             if step.pause.duration is None:
@@ -102,7 +102,7 @@ def advance(world: World, p: Pass, state: RolloutState, t: int, stable: int) -> 
                 weight_reached(world, t, total, index, weight):
             return promote(world, p, t, stable, total, analysis)
         waiting = f"promoting: {world.readiness(t, total)}"
-        wake.append(1.0)
+        wake.extend(route_poll(world))
 
     stable_pods, canary_pods = split(world, t, total, index, weight)
     if index >= len(steps) and not held:
@@ -161,6 +161,17 @@ def pre_traffic(world: World, index: int) -> bool:
     steps = world.spec.rollout.steps or []
     return index < len(steps) and steps[index].analysis is not None and \
         not any(s.set_weight for s in steps[:index])
+
+
+# How soon to read a mesh router's route again while the canary waits for its weight there.
+ROUTE_POLL_SECONDS = 1.0
+
+
+def route_poll(world: World) -> tuple[float, ...]:
+    """A wake while a step waits. The replicas router needs none: what it waits for (pods Ready, their
+    endpoints, a restart, why a pod cannot start) comes as watch events. A mesh router's route is the user's
+    object and is not watched, so the weight it reports is read again soon."""
+    return () if world.router == "replicas" else (ROUTE_POLL_SECONDS,)
 
 
 def weight_reached(world: World, t: int, total: int, index: int, weight: int) -> bool:

@@ -20,7 +20,7 @@ from modeldeploy.handlers.workers import Workers, priority
 from modeldeploy.k8s.cache import Cache
 from modeldeploy.k8s.client import Kube
 from modeldeploy.reconcile.core import Result, reconcile
-from modeldeploy.reconcile.observe import pod_restarts
+from modeldeploy.reconcile.observe import pod_restarts, stuck
 from modeldeploy.reconcile.runs import ANALYSIS_WORKERS, AnalysisRuns
 
 log = logging.getLogger("modeldeploy.handlers")
@@ -87,9 +87,8 @@ def make_memo(kube: Kube, settings: Settings, peering: Peering | None = None,
 
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-    """kopf keeps its state in status (a GitOps sync or kubectl replace cannot wipe it) and posts no events."""
-    settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf.progress")
-    settings.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(field="status.kopf.diffbase")
+    """kopf keeps no state of its own in the objects (the operator uses event handlers only, see
+    modeldeployment_changed), and posts no events."""
     settings.posting.enabled = False  # the reconciler writes its own, meaningful Events
     settings.watching.server_timeout = 270
     # Children are filtered by the API server, not here: a handler's `labels=` filters in Python, after every
@@ -110,28 +109,23 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
 
-@kopf.on.resume(names.GROUP, names.VERSION, names.PLURAL, id="reconcile-on-resume")
-@kopf.on.create(names.GROUP, names.VERSION, names.PLURAL, id="reconcile-on-create")
-@kopf.on.update(names.GROUP, names.VERSION, names.PLURAL, id="reconcile-on-update")
-async def modeldeployment_changed(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
-    if namespace:
-        await memo.queue.trigger(namespace, name)
-
-
-@kopf.on.event(names.GROUP, names.VERSION, names.PLURAL, id="forget-when-gone")
-async def modeldeployment_gone(event: Mapping[str, Any], namespace: str | None, name: str, memo: Any,
-                               **_: Any) -> None:
-    # kopf runs event handlers before the create/update ones: the cache holds this view before it is reconciled.
-    memo.cache.seen(names.KIND, event.get("type"), event.get("object") or {})
+@kopf.on.event(names.GROUP, names.VERSION, names.PLURAL, id="modeldeployments")
+async def modeldeployment_changed(event: Mapping[str, Any], namespace: str | None, name: str, memo: Any,
+                                  **_: Any) -> None:
+    # An event handler, not kopf's create/update/resume ones: those keep a copy of the spec in the object (a
+    # diff base) and patch it at every change, and diff every event against it, where the cache already tells
+    # what changed (its essence: spec, labels, annotations, finalizers, deletion) from what did not (status
+    # alone, as the operator's own writes). Into the cache before the reconcile reads it.
+    news = memo.cache.seen(names.KIND, event.get("type"), event.get("object") or {})
+    if not namespace:
+        return
     # The DELETED watch event, not kopf.on.delete: that one runs only while a finalizer holds the object, and
-    # the operator adds none (ownerReferences let the garbage collector remove the children).
-    if event.get("type") == "DELETED" and namespace:
+    # the operator adds none of kopf's (ownerReferences let the garbage collector remove the children).
+    if event.get("type") == "DELETED":
         memo.queue.forget(namespace, name)
         metrics.forget(namespace, name)
-        return
-    meta = (event.get("object") or {}).get("metadata") or {}
-    if namespace and meta.get("deletionTimestamp") and names.FINALIZER in (meta.get("finalizers") or []):
-        await memo.queue.trigger(namespace, name)  # take the weights off the user's route, then let it go
+    elif news:
+        await memo.queue.trigger(namespace, name)  # a deletion held by the route finalizer included
 
 
 def _child_handler(group: str, version: str, plural: str) -> None:
@@ -153,10 +147,12 @@ for _group, _version, _plural in CHILDREN:
 @kopf.on.event(*POD, labels=MANAGED, id="child-pods")
 async def pod_changed(event: Mapping[str, Any], uid: str | None, namespace: str | None, labels: Mapping[str, str],
                       memo: Any, **_: Any) -> None:
-    # Only a restart or a pod gone counts (see handlers/restarts.py); readiness arrives with the Deployment's status.
-    news = memo.cache.seen("Pod", event.get("type"), event.get("object") or {})
+    # Only a restart, a change in why it cannot start, or a pod gone counts (see handlers/restarts.py); readiness
+    # arrives with the Deployment's status.
+    pod = event.get("object") or {}
+    news = memo.cache.seen("Pod", event.get("type"), pod)
     owner = labels.get(names.LABEL_MD)
-    if uid and memo.restarts.matters(uid, event.get("type"), pod_restarts(event.get("object") or {})) and owner \
+    if uid and memo.restarts.matters(uid, event.get("type"), pod_restarts(pod), stuck({}, [pod])) and owner \
             and namespace and news:
         await memo.queue.trigger(namespace, owner)
 

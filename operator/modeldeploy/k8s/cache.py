@@ -70,11 +70,23 @@ def _owner(obj: JSON) -> str:
     return str(((obj.get("metadata") or {}).get("labels") or {}).get(names.LABEL_MD) or "")
 
 
+def essence(kind: str, obj: JSON) -> str:
+    """What of a ModelDeployment a reconcile acts on and only people change: its spec (by its generation), labels,
+    annotations (the `kubectl modeldeploy` requests), finalizers and deletion. Its status is left out: the
+    operator writes it, and a status edited by hand is never acted on. Empty for other kinds."""
+    if kind != names.KIND:
+        return ""
+    meta = obj.get("metadata") or {}
+    return json.dumps([meta.get("generation"), meta.get("labels"), meta.get("annotations"), meta.get("finalizers"),
+                       meta.get("deletionTimestamp")], sort_keys=True, separators=(",", ":"))
+
+
 @dataclass(frozen=True, slots=True)
 class _Entry:
     version: int
     owner: str
     blob: bytes  # the slimmed object, as JSON
+    essence: str  # see essence()
 
     def object(self) -> JSON:
         obj: JSON = json.loads(self.blob)
@@ -103,9 +115,13 @@ class Cache:
     # -- what arrives --------------------------------------------------------------------------------------
     def seen(self, kind: str, event_type: str | None, obj: JSON) -> bool:
         """A watch event: kopf's type None for an object of a (re)listing, ADDED, MODIFIED or DELETED. Is it news?
-        Every change is; an object listed is only when the cache held an older view of it (it changed while
-        the watch was down), not when the cache first learns of it (as at start, when every ModelDeployment
-        is reconciled anyway)."""
+
+        A deletion always is. Otherwise only a view newer than the one held: the echo of the operator's own write,
+        whose answer is held already, is not, so no write wakes a reconcile of its own (what the write changed,
+        the reconcile that sent it has planned for; what the cluster does next, such as a Deployment's pods
+        becoming Ready, comes as a newer view). A ModelDeployment is news when first seen (at start, every one
+        is reconciled once) or when its essence changed, not when only its status did. A child first learnt of
+        in a listing (at start) is not: its ModelDeployment's own first reconcile reads it."""
         if kind not in KINDS:
             return False
         with self._lock:
@@ -113,14 +129,17 @@ class Cache:
             if event_type == "DELETED":
                 self._remove(kind, _ref(obj), resource_version(obj))
                 return True
-            if event_type is not None:
-                self._put(kind, obj)
-                return True
-            self._listing(kind)
-            old = self._objects[kind].get(_ref(obj))
+            if event_type is None:
+                self._listing(kind)
+            ref = _ref(obj)
+            old = self._objects[kind].get(ref)
             self._put(kind, obj)
-            return old is not None and resource_version(obj) > old.version \
-                and self._objects[kind].get(_ref(obj)) is not old
+            new = self._objects[kind].get(ref)
+            if new is old or new is None:
+                return False  # older than, or as old as, the view held
+            if kind == names.KIND:
+                return old is None or old.essence != new.essence
+            return old is not None or event_type is not None
 
     def answered(self, obj: JSON | None) -> None:
         """The API server's answer to a write or a GET: the object as it now is."""
@@ -199,10 +218,11 @@ class Cache:
                 return  # an older view of an object already deleted
             del self._tombstones[kind][ref]  # created again under the same name
         old = self._objects[kind].get(ref)
-        if old is not None and old.version > version:
-            return  # a late event or answer: the cache already holds a newer view
+        if old is not None and (old.version > version or old.version == version >= 0):
+            return  # a late event or answer, or an echo: the cache already holds this view or a newer one
         owner = _owner(obj)
-        self._objects[kind][ref] = _Entry(version, owner, json.dumps(slim(kind, obj), separators=(",", ":")).encode())
+        self._objects[kind][ref] = _Entry(version, owner, json.dumps(slim(kind, obj), separators=(",", ":")).encode(),
+                                          essence(kind, obj))
         if kind in CHILD_KINDS:
             if old is not None and old.owner != owner:
                 self._unindex(kind, ref, old.owner)

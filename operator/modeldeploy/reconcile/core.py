@@ -66,7 +66,7 @@ def status_body(status: ModelDeploymentStatus) -> JSON:
 
 
 def _comparable(status: JSON) -> JSON:
-    return {k: v for k, v in status.items() if v is not None and k != "kopf"}
+    return {k: v for k, v in status.items() if v is not None}
 
 
 class WriteError(Exception):
@@ -141,6 +141,8 @@ def report(kube: Kube, md: JSON, plan: rollout.Plan) -> None:
     """Write the plan's status when it differs from the stored one, then its Events."""
     meta = md["metadata"]
     new = status_body(plan.status)
+    if "kopf" in (md.get("status") or {}):
+        new["kopf"] = None  # what older versions of the operator let kopf keep there, cleared
     if _comparable(new) != _comparable(md.get("status") or {}):
         kube.patch_status(meta["namespace"], meta["name"], new)
     for event in plan.events:
