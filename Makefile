@@ -11,7 +11,7 @@ CHART := helm/modeldeploy
 KUBECTL := .cluster/bin/kubectl
 HELM := .cluster/bin/helm
 
-.PHONY: demo test shell image bench bench-peers mutation unit e2e cluster cluster-down crds crds-check lint venv clean \
+.PHONY: demo test shell image bench bench-peers chaos mutation unit e2e cluster cluster-down crds crds-check lint venv clean \
 	helm-crds helm-check manifests-check
 
 venv: $(VENV)/.installed
@@ -101,6 +101,12 @@ demo: venv cluster
 mutation: venv
 	@$(VENV)/bin/pip install --quiet "mutmut==3.8.1"
 	$(PY) tests/mutation.py
+
+# The fault harness in full (tests/chaos.py): the operator killed after each of its writes, every API fault
+# schedule alone, and the generated bad specs; prints their tables (docs/reliability.md keeps the latest).
+# `make test` runs a subset of the first two.
+chaos: venv cluster
+	MODELDEPLOY_CHAOS=all $(PY) -m pytest tests/e2e/test_chaos.py tests/e2e/test_bad_specs.py -q -s
 
 # Speed and memory, printed (not asserted): BENCH_MODELS=200 make bench for a bigger run.
 bench: venv cluster

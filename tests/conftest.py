@@ -111,12 +111,9 @@ def _namespace_name(test_name: str) -> str:
     return f"t-{slug}-{suffix}"
 
 
-@pytest.fixture
-def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh namespace for one test, deleted (without waiting) afterwards."""
+def _create_namespace(cluster: Cluster, name: str) -> str:
     from kubernetes import client
 
-    name = _namespace_name(request.node.name)
     with cluster.api_client() as api:
         core = client.CoreV1Api(api)
         core.create_namespace({"metadata": {"name": name, "labels": {TEST_NAMESPACE_LABEL: "true"}}})
@@ -125,15 +122,45 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]
         wait_for(lambda: core.list_namespaced_service_account(
                      name, field_selector="metadata.name=default").items,
                  timeout=30, message=f"ServiceAccount {name}/default exists")
+    return name
+
+
+def _delete_namespace(cluster: Cluster, name: str) -> None:
+    from kubernetes import client
+
+    with cluster.api_client() as api:
+        try:
+            client.CoreV1Api(api).delete_namespace(name, propagation_policy="Background")
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+
+
+@pytest.fixture
+def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace for one test, deleted (without waiting) afterwards."""
+    name = _create_namespace(cluster, _namespace_name(request.node.name))
     try:
         yield name
     finally:
-        with cluster.api_client() as api:
-            try:
-                client.CoreV1Api(api).delete_namespace(name, propagation_policy="Background")
-            except client.ApiException as exc:
-                if exc.status != 404:
-                    raise
+        _delete_namespace(cluster, name)
+
+
+@pytest.fixture(scope="module")
+def namespaces(cluster: Cluster) -> Iterator[Callable[[str], str]]:
+    """More fresh namespaces, for a module whose tests run one scenario many times: `namespaces("crash-7")`
+    makes one named from that word; each is deleted (without waiting) after the module's last test."""
+    made: list[str] = []
+
+    def make(word: str) -> str:
+        made.append(_create_namespace(cluster, _namespace_name(word)))
+        return made[-1]
+
+    try:
+        yield make
+    finally:
+        for name in made:
+            _delete_namespace(cluster, name)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -343,6 +370,13 @@ def peering_crds(cluster: Cluster) -> None:
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(PEERING_CRD_FILE))
     cluster.kubectl("wait", "--for=condition=Established", "--timeout=30s",
                     "crd/kopfpeerings.kopf.dev", "crd/clusterkopfpeerings.kopf.dev")
+
+
+@pytest.fixture(scope="module")
+def operator_process(cluster: Cluster, crd: None) -> Callable[..., OperatorProcess]:
+    """`OperatorProcess` for a namespace of the caller's choice (not started): for tests that start and kill
+    operators of their own, such as the crash-point harness."""
+    return lambda namespace, *extra_args, **kwargs: OperatorProcess(cluster, namespace, extra_args, **kwargs)
 
 
 @pytest.fixture

@@ -98,3 +98,20 @@ def test_a_model_that_is_gone_drops_its_finished_run() -> None:
     runs.start(KEY, 2, AT, lambda: PASS)
     runs.forget(KEY)
     assert runs.take(KEY) is None
+
+
+def test_a_run_given_back_is_taken_again_unless_a_newer_one_finished() -> None:
+    # (a reconcile that took a run and then failed to write its status gives it back: the verdict's evidence
+    # must reach status)
+    runs = AnalysisRuns(0)
+    runs.start(KEY, 4, AT, lambda: PASS)
+    taken = runs.take(KEY)
+    assert taken is not None and runs.take(KEY) is None
+    runs.give_back(KEY, taken)
+    assert runs.take(KEY) == taken
+    # A newer run finished meanwhile: it is the one the next reconcile gets
+    newer = (Measurement(metric="m", verdict=Verdict.FAIL, value=0.0),)
+    runs.start(KEY, 4, AT, lambda: newer)
+    runs.give_back(KEY, taken)
+    again = runs.take(KEY)
+    assert again is not None and again.measurements == newer

@@ -228,3 +228,39 @@ def test_the_client_service_selects_one_revision_or_every_one():
     assert client_selects("fraud", [svc("fraud-stable", **{"modeldeploy.dev/revision": "3"}), svc("fraud")]) is None
     assert client_selects("fraud", [svc("fraud", **{"modeldeploy.dev/revision": "3"})]) == 3
     assert client_selects("fraud", []) is None
+
+
+def test_a_list_wakes_the_models_whose_children_it_shows_newer_or_gone_and_no_other():
+    # (what the periodic resync reconciles: the models a lost watch event left on an older view)
+    cache, _ = listed_cache(obj("fraud-r1", 5), obj("risk-r1", 6, owner="risk"), obj("churn-r1", 7, owner="churn"))
+    # The same views again: nothing was lost, nothing wakes
+    assert cache.listed("Deployment", NS, [obj("fraud-r1", 5), obj("risk-r1", 6, owner="risk"),
+                                           obj("churn-r1", 7, owner="churn")], "100") == set()
+    # fraud's Deployment changed and churn's was deleted, and neither event arrived; risk's is as it was
+    woken = cache.listed("Deployment", NS, [obj("fraud-r1", 50), obj("risk-r1", 6, owner="risk")], "200")
+    assert woken == {(NS, "fraud"), (NS, "churn")}
+
+
+def test_a_list_wakes_a_model_whose_spec_changed_unseen_and_not_one_whose_status_alone_did():
+    def md(name: str, rv: int, generation: int) -> dict[str, Any]:
+        return {"kind": names.KIND, "metadata": {"name": name, "namespace": NS, "resourceVersion": str(rv),
+                                                 "generation": generation}}
+
+    cache = Cache(Clock())
+    cache.listed(names.KIND, NS, [md("fraud", 5, 1), md("risk", 6, 1)], "10")
+    # fraud: a new generation (its spec changed); risk: a newer view of its status only
+    assert cache.listed(names.KIND, NS, [md("fraud", 20, 2), md("risk", 21, 1)], "30") == {(NS, "fraud")}
+
+
+def test_a_late_deletion_of_an_earlier_object_of_the_same_name_leaves_the_newer_one():
+    # Given the canary Service deleted at a promotion (resourceVersion 40) and made again for the next canary (50),
+    # whose write's answer the cache holds
+    cache = Cache(Clock())
+    cache.answered(obj("fraud-canary", 50, kind="Service"))
+    # When the watch's DELETED event of the earlier one arrives late
+    assert cache.seen("Service", "DELETED", obj("fraud-canary", 40, kind="Service")) is False
+    # Then the newer Service is still known, so a rollback deletes it
+    assert cache.get("Service", NS, "fraud-canary")[1] is not None
+    # (its own deletion does remove it)
+    assert cache.seen("Service", "DELETED", obj("fraud-canary", 60, kind="Service")) is True
+    assert cache.get("Service", NS, "fraud-canary") == (True, None)

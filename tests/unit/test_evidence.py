@@ -149,3 +149,22 @@ def test_a_pre_traffic_run_counts_only_canary_pods_ready_behind_the_canary_servi
                                         ready_endpoints={"fraud-canary": {2: 2}}), 2) == 1
     assert ready_behind_canary(observed(*deployments, ready_endpoints={"fraud": {2: 2}}), 2) == 0  # another Service
     assert ready_behind_canary(observed(*deployments, ready_endpoints={"fraud-canary": {2: 2}}), None) == 0
+
+
+def test_a_rollback_whose_status_write_failed_still_shows_the_run_that_failed_it() -> None:
+    # Given the reconcile that rolled revision 2 back recorded it Failed (records are written first) and then
+    # failed before writing status: status still shows the canary at 50%, with no runs of it
+    from planning import FAILED
+
+    block = {"steps": ONE_STEP, "analysis": ANALYSIS}
+    failing = run(Verdict.FAIL, "0.09 is above the maximum 0.05")
+    seen = observed(ready(1, 2), ready(2, 2), measurements=failing, measured_revision=2,
+                    revisions=(record(1, "7", STABLE, replicas=4, rollout=block),
+                               record(2, "8", FAILED, "analysis failed", replicas=4, rollout=block)))
+    # When the next reconcile is handed the same run again (the failed one gave it back)
+    p = rollout.plan(raw(ONE_STEP), canary(0, 50), seen, SETTINGS)
+    # Then status shows the rollback and the run it rested on
+    assert (p.status.phase, p.status.canary_revision) == (Phase.DEGRADED, None), p.status.message
+    a = p.status.analysis
+    assert a is not None and (a.revision, a.runs, a.failed, a.last_verdict) == (2, 1, 1, Verdict.FAIL), a
+    assert list(a.measurements) == list(failing)

@@ -115,3 +115,25 @@ def test_a_recreated_object_is_reconciled_after_the_deleted_ones_run() -> None:
 
     # The old run counts as gone; the new object's run is an ordinary one
     assert asyncio.run(scenario()) == [True, False]
+
+
+def test_failures_in_a_row_are_counted_until_a_reconcile_succeeds() -> None:
+    # (the reconcile reports a transient API failure to users only once it keeps failing: it needs this count)
+    outcomes = [RuntimeError("503"), RuntimeError("409"), Result(phase="Healthy")]
+
+    async def run(namespace: str, name: str) -> Result:
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    async def scenario() -> list[int]:
+        queue = Coalescer(run)
+        seen = [queue.failing("ml", "fraud")]
+        for _ in range(3):
+            await queue.trigger("ml", "fraud")
+            seen.append(queue.failing("ml", "fraud"))
+        queue.forget("ml", "fraud")  # its retry timer
+        return seen
+
+    assert asyncio.run(scenario()) == [0, 1, 2, 0]

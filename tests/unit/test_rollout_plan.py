@@ -823,6 +823,9 @@ def test_a_refused_first_write_leaves_a_new_modeldeployment_pending() -> None:
     assert st.status.phase == Phase.PENDING and st.status.observed_generation is None
     assert "range is full; retrying" in (st.status.message or "")
     assert {c.type: c.status for c in st.status.conditions}["Reconciling"] == "True"
+    # (only Reconciling quotes the server: a transient fault belongs there, not in Ready or Progressing)
+    assert {c.type: "range is full" in c.message for c in st.status.conditions} == {
+        "Ready": False, "Progressing": False, "Degraded": False, "Reconciling": True, "Stalled": False}
 
 
 def test_a_settled_client_service_stays_on_the_serving_revision_when_a_pod_turns_unready() -> None:

@@ -16,6 +16,7 @@ from kubernetes.client.rest import ApiException
 from modeldeploy import __version__
 from modeldeploy.api import names
 from modeldeploy.cli import render
+from modeldeploy.k8s.cache import RELIST_SECONDS
 from modeldeploy.k8s.client import TIMEOUT, Kube
 from modeldeploy.k8s.throttle import Throttle
 from modeldeploy.reconcile.runs import ANALYSIS_WORKERS
@@ -229,7 +230,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         metrics.count_requests(kube)
         prometheus_client.start_http_server(args.metrics_port)
     liveness = f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None
-    memo = handlers.make_memo(kube, settings, peering, analysis_workers=args.analysis_workers)
+    memo = handlers.make_memo(kube, settings, peering, analysis_workers=args.analysis_workers,
+                              namespaces=None if args.all_namespaces else args.namespace,
+                              resync_seconds=args.resync_seconds)
     if peering is None:  # one replica: no peering at all
         kopf.run(standalone=True, clusterwide=args.all_namespaces, namespaces=args.namespace or [],
                  memo=memo, liveness_endpoint=liveness)
@@ -314,6 +317,9 @@ def parser() -> argparse.ArgumentParser:
                      help="API requests a second the operator sends at most, after a burst (0: no limit)")
     run.add_argument("--kube-burst", type=int, default=KUBE_BURST,
                      help="API requests the operator may send at once before --kube-qps applies")
+    run.add_argument("--resync-seconds", type=float, default=RELIST_SECONDS,
+                     help="list everything watched this often, to catch a change whose watch event was lost "
+                          "(0: never)")
     run.add_argument("--own-namespace", default=os.environ.get("POD_NAMESPACE", ""),
                      help="the operator's namespace, where AnalysisProviders' bearerTokenSecrets are read "
                           "(default: $POD_NAMESPACE)")

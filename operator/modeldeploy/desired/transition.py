@@ -51,7 +51,7 @@ def transition(state: RolloutState, world: World) -> Decision:
     elif stable is None or stable == t:
         move = settle(world, p, state, t, stable)
     elif p.ledger[t].outcome in STOPPED:
-        move = stopped(world, p, t, stable)
+        move = stopped(world, p, state, t, stable)
     elif with_steps:
         move = canary.advance(world, p, state, t, stable)
     else:
@@ -176,14 +176,21 @@ def settle(world: World, p: Pass, state: RolloutState, t: int, stable: int | Non
                 started=started, wake=((deadline - world.now).total_seconds(),))
 
 
-def stopped(world: World, p: Pass, t: int, stable: int) -> Move:
-    """The spec asks for a revision that failed or was aborted: stable serves; the canary drains."""
+def stopped(world: World, p: Pass, state: RolloutState, t: int, stable: int) -> Move:
+    """The spec asks for a revision that failed or was aborted: stable serves; the canary drains.
+
+    Status may still show it as the canary: the reconcile that rolled it back recorded the outcome (records are
+    written first) and then failed before its status was written. The analysis run that failed it is handed to
+    this reconcile again (reconcile/runs.give_back), and is folded in here, so the evidence still reaches status.
+    (Found by the fault harness: a 409 on the rollback's Deployment write left status without the evidence.)"""
     rec = p.ledger[t]
     keep, wake = draining(world, t, stable)
     verb = "was aborted" if rec.outcome == Outcome.ABORTED.value else "failed"
+    evidence = canary.record_analysis(world, state, t, fresh=False) if state.canary == t else None
     return Move(p, stable, None, Phase.DEGRADED, "RolledBack" if verb == "failed" else "Aborted",
                 f"revision {t} (model {rec.model_version}) {verb}: {rec.reason}; "
-                f"revision {stable} serves. Change the spec to try again", pods={t: keep}, wake=wake)
+                f"revision {stable} serves. Change the spec to try again", pods={t: keep}, wake=wake,
+                analysis=evidence)
 
 
 def progress(world: World, p: Pass, state: RolloutState, t: int, stable: int) -> Move:

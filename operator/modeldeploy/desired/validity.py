@@ -117,6 +117,9 @@ def failed(status: ModelDeploymentStatus, obs: Observed, reason: str, message: s
     return plan
 
 
+NOT_DEPLOYED_YET = "not deployed yet: a write is being retried (see the Reconciling condition)"
+
+
 def retrying(status: ModelDeploymentStatus, obs: Observed, message: str) -> Plan:
     """A write the API server did not take for a reason of its own (a 5xx, a quota, a conflict, a
     permission), which the operator retries. Only the Reconciling condition (True, ApplyFailed) and the
@@ -124,8 +127,9 @@ def retrying(status: ModelDeploymentStatus, obs: Observed, message: str) -> Plan
     observedGeneration, since the spec has not been carried out. One Warning Event per distinct failure."""
     message = f"{message}; retrying"
     now = timestamp(obs.now)
-    # A new ModelDeployment has reported nothing yet: it starts from the Pending set.
-    conds = status.conditions or conditions(Phase.PENDING, RETRYING, message, obs.generation, [], now)
+    # A new ModelDeployment has reported nothing yet: it starts from the Pending set, which says only that; what
+    # is being retried is the Reconciling condition's to say (and status.message's).
+    conds = status.conditions or conditions(Phase.PENDING, RETRYING, NOT_DEPLOYED_YET, obs.generation, [], now)
     before = next((c for c in status.conditions if c.type == ConditionType.RECONCILING.value), None)
     since = before.last_transition_time if before is not None and before.status == "True" else now
     reconciling = Condition(type=ConditionType.RECONCILING.value, status="True", reason=RETRYING, message=message,

@@ -13,6 +13,8 @@ from modeldeploy.api.status import Phase
 from modeldeploy.k8s.client import Kube
 
 RECONCILES = Counter("modeldeploy_reconciles_total", "Reconciles by result", ["result"])
+RESYNC_NEWS = Counter("modeldeploy_resync_news_total", "ModelDeployments a periodic resync found changed where no "
+                      "watch event had told of it (a lost event)")
 RECONCILE_SECONDS = Histogram("modeldeploy_reconcile_duration_seconds", "Time one reconcile takes",
                               buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 OUTCOMES = ("Promoted", "RolledBack", "Aborted")

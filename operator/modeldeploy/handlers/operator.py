@@ -16,8 +16,9 @@ from modeldeploy.handlers import metrics
 from modeldeploy.handlers.peering import LIFETIME, Peering
 from modeldeploy.handlers.queue import Coalescer, Key
 from modeldeploy.handlers.restarts import RestartCounts
+from modeldeploy.handlers.resync import keep_resyncing
 from modeldeploy.handlers.workers import Workers, priority
-from modeldeploy.k8s.cache import Cache
+from modeldeploy.k8s.cache import RELIST_SECONDS, Cache
 from modeldeploy.k8s.client import Kube
 from modeldeploy.reconcile.core import Result, reconcile
 from modeldeploy.reconcile.observe import pod_restarts, stuck
@@ -37,7 +38,8 @@ KIND_OF = {"deployments": "Deployment", "services": "Service", "horizontalpodaut
 
 
 def make_memo(kube: Kube, settings: Settings, peering: Peering | None = None,
-              analysis_workers: int = ANALYSIS_WORKERS) -> kopf.Memo:
+              analysis_workers: int = ANALYSIS_WORKERS, namespaces: list[str] | None = None,
+              resync_seconds: float = RELIST_SECONDS) -> kopf.Memo:
     """What every handler needs: the API client (reading through the cache the watches feed), the per-object
     queue, the reconcile threads (protective work first) and the analysis pool.
 
@@ -55,7 +57,7 @@ def make_memo(kube: Kube, settings: Settings, peering: Peering | None = None,
     runs = AnalysisRuns(analysis_workers, notify)
     cache = kube.cache = kube.cache or Cache()
     memo = kopf.Memo(kube=kube, cache=cache, settings=settings, peering=peering, restarts=RestartCounts(),
-                     runs=runs)
+                     runs=runs, namespaces=namespaces, resync_seconds=resync_seconds)
 
     workers = Workers()
 
@@ -64,7 +66,8 @@ def make_memo(kube: Kube, settings: Settings, peering: Peering | None = None,
             loop.append(asyncio.get_running_loop())
         _, md = cache.get(names.KIND, namespace, name)
         urgency = priority(md, runs.finished((namespace, name)))
-        return await workers.run(urgency, lambda: reconcile(kube, namespace, name, settings, runs))
+        failing = memo.queue.failing(namespace, name)
+        return await workers.run(urgency, lambda: reconcile(kube, namespace, name, settings, runs, failing=failing))
 
     def observe(key: Key, result: Result | None, error: BaseException | None) -> None:
         if error is not None or result is None:
@@ -101,6 +104,21 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # death, and no log line for every keep-alive (pauses and resumes are still logged).
     settings.peering.lifetime = LIFETIME
     settings.peering.stealth = True
+
+
+@kopf.on.startup(id="resync")
+async def start_resync(memo: Any, **_: Any) -> None:
+    """The periodic resync (handlers/resync.py), for as long as the operator runs; 0 seconds: none."""
+    if memo.get("resync_seconds"):
+        memo.resync = asyncio.create_task(keep_resyncing(memo.kube, memo.namespaces, memo.resync_seconds,
+                                                         memo.queue.trigger))
+
+
+@kopf.on.cleanup(id="resync")
+async def stop_resync(memo: Any, **_: Any) -> None:
+    task = memo.get("resync")
+    if task is not None:
+        task.cancel()
 
 
 @kopf.on.login()

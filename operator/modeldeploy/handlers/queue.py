@@ -87,6 +87,10 @@ class Coalescer:
         else:
             self._schedule(key, result.requeue_after)
 
+    def failing(self, namespace: str, name: str) -> int:
+        """How many reconciles of this object have failed in a row (0 after a success)."""
+        return self._failures.get((namespace, name), 0)
+
     def _schedule(self, key: Key, delay: float | None) -> None:
         old = self._timers.pop(key, None)
         if old is not None:

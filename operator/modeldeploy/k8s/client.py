@@ -116,6 +116,24 @@ class Kube:
             found = self.cache.owned(kind, namespace, md) or []
         return found
 
+    def relist(self, api_version: str, kind: str, namespace: str | None) -> set[tuple[str, str]]:
+        """LIST a kind the cache keeps (what the operator made of it; every ModelDeployment) in one namespace, or
+        in all (None), into the cache. Returns the ModelDeployments it told something no watch event had."""
+        assert self.cache is not None
+        found = kind_of(api_version, kind)
+        query = [] if kind == names.KIND else [("labelSelector", f"{names.LABEL_MANAGED_BY}={names.MANAGED_BY}")]
+        out = self._call("GET", found.collection(namespace) if namespace else found.everywhere(), query=query)
+        at = str((out.get("metadata") or {}).get("resourceVersion") or "")
+        items = out.get("items") or []
+        by_namespace: dict[str, list[JSON]] = {ns: [] for ns in
+                                               ([namespace] if namespace else self.cache.namespaces(kind))}
+        for item in items:
+            by_namespace.setdefault(str(item["metadata"].get("namespace") or ""), []).append(item)
+        woken: set[tuple[str, str]] = set()
+        for ns, listed in by_namespace.items():
+            woken |= self.cache.listed(kind, ns, listed, at)
+        return woken
+
     def served(self, api_version: str) -> set[str]:
         """The plurals the API server serves under a group version (empty when it serves none)."""
         try:

@@ -18,6 +18,11 @@ class Kind:
         prefix = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
         return f"{prefix}/namespaces/{namespace}/{self.plural}" if self.namespaced else f"{prefix}/{self.plural}"
 
+    def everywhere(self) -> str:
+        """The collection path across every namespace, e.g. /apis/apps/v1/deployments."""
+        prefix = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+        return f"{prefix}/{self.plural}"
+
     def path(self, namespace: str, name: str, sub: str = "") -> str:
         """The path of one object, or of one of its subresources."""
         return f"{self.collection(namespace)}/{name}" + (f"/{sub}" if sub else "")

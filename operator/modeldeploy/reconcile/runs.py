@@ -58,6 +58,12 @@ class AnalysisRuns:
         with self._lock:
             return self._finished.pop(key, None)
 
+    def give_back(self, key: Key, run: Finished) -> None:
+        """A taken run whose reconcile failed before its status was written: the next reconcile takes it again, so
+        the evidence a verdict rests on is never lost to a refused write (unless a newer run has finished)."""
+        with self._lock:
+            self._finished.setdefault(key, run)
+
     def start(self, key: Key, revision: int, started: datetime,
               measure: Callable[[], tuple[Measurement, ...]]) -> None:
         """Run `measure` for this ModelDeployment unless a run of it is already going."""
