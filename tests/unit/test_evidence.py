@@ -168,3 +168,18 @@ def test_a_rollback_whose_status_write_failed_still_shows_the_run_that_failed_it
     a = p.status.analysis
     assert a is not None and (a.revision, a.runs, a.failed, a.last_verdict) == (2, 1, 1, Verdict.FAIL), a
     assert list(a.measurements) == list(failing)
+
+
+def test_a_run_given_back_after_its_status_was_written_is_not_counted_twice() -> None:
+    # Given a run folded into status (its reconcile then failed on an Event, and gave the run back)
+    at = NOW - timedelta(seconds=3)
+    once = AnalysisStatus(revision=2, runs=1, failed=1, last_run_at=rollout.timestamp(at), last_verdict=Verdict.FAIL,
+                          measurements=list(run(Verdict.FAIL)))
+    seen = world(ONE_STEP, ready(1, 2), ready(2, 2), measurements=run(Verdict.FAIL), measured_revision=2,
+                 measured_at=at)
+    # When the next reconcile is handed it again
+    p = rollout.plan(raw(ONE_STEP, analysis={**ANALYSIS, "failureLimit": 1}), canary(1, 50, once), seen, SETTINGS)
+    # Then it still counts once: one failure is within failureLimit 1, so the canary is not rolled back
+    a = p.status.analysis
+    assert a is not None and (a.runs, a.failed) == (1, 1), a
+    assert p.status.canary_revision == 2, p.status.message

@@ -17,7 +17,7 @@ from modeldeploy.api.status import AnalysisStatus, Phase, Verdict
 from modeldeploy.desired import requests, weights
 from modeldeploy.desired.analysis import INCONCLUSIVE_HOLD, analysis_due_at, fold, number
 from modeldeploy.desired.analysis import unclear as unclear_text
-from modeldeploy.desired.clock import parse_timestamp
+from modeldeploy.desired.clock import parse_timestamp, timestamp
 from modeldeploy.desired.endings import promote, roll_back
 from modeldeploy.desired.state import PODS_STUCK, Move, Pass, Position, RolloutState, World
 
@@ -216,7 +216,12 @@ def record_analysis(world: World, state: RolloutState, t: int, fresh: bool) -> A
     run = world.obs.measurements
     if run is None or world.obs.measured_revision != t:
         return a
-    return fold(a, run, world.obs.measured_at or world.now)
+    at = world.obs.measured_at or world.now
+    if a.last_run_at == timestamp(at):
+        # Counted already: a reconcile wrote it to status, then failed (an Event refused) and gave the run back.
+        # Runs of one model are at least an interval (1 s or more) apart, so no two share a second.
+        return a
+    return fold(a, run, at)
 
 
 def analysis_passed(world: World, analysis: AnalysisStatus, step_started: datetime) -> bool:
