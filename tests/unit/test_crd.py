@@ -12,6 +12,7 @@ import yaml
 from modeldeploy.api import names, reference
 from modeldeploy.api.crd import build_crd, render, to_structural
 from modeldeploy.api.spec import (
+    BUDGET_NEEDS_STEPS,
     ENV_NAME_PATTERN,
     LABEL_VALUE_PATTERN,
     PRE_TRAFFIC_REFUSED,
@@ -89,7 +90,7 @@ EXPECTED_CEL = {
     ".spec.runtime.env[]": ["MODEL_DIR and MODEL_VERSION are set by the operator (where the model is, its "
                             "version); use another name"],
     ".spec.template.metadata": [RESERVED_KEYS_MESSAGE, RESERVED_KEYS_MESSAGE],
-    ".spec.rollout": [PRE_TRAFFIC_REFUSED],
+    ".spec.rollout": [PRE_TRAFFIC_REFUSED, BUDGET_NEEDS_STEPS],
     ".spec.runtime": ["set exactly one of runtime.image or runtime.preset"],
     ".spec.autoscaling": ["autoscaling.minReplicas must not exceed maxReplicas"],
     ".spec.rollout.steps[]": ["each rollout step sets exactly one of setWeight, pause, analysis"],

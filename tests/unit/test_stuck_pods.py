@@ -28,6 +28,14 @@ def initializing(name: str, ready: bool = False, **states: Any) -> dict[str, Any
                                               "state": {"waiting": {"reason": "PodInitializing"}}}]}}
 
 
+def unscheduled(name: str, message: str, reason: str = "Unschedulable") -> dict[str, Any]:
+    return {"metadata": {"name": name},
+            "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
+                                                           "reason": reason, "message": message}]}}
+
+
+NO_GPU = ("0/4 nodes are available: 1 Insufficient nvidia.com/gpu, 3 node(s) didn't match Pod's node "
+          "affinity/selector. preemption: 0/4 nodes are available: 4 Preemption is not helpful for scheduling.")
 DENIED = "fetching s3://models/v1 failed: ClientError: An error occurred (InvalidAccessKeyId)"
 DEPLOYMENT: dict[str, Any] = {"status": {}}
 QUOTA = {"status": {"conditions": [{"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
@@ -57,6 +65,10 @@ QUOTA = {"status": {"conditions": [{"type": "ReplicaFailure", "status": "True", 
     pytest.param(DEPLOYMENT, [initializing("fraud-r1-a", ready=True, state={"terminated": {"exitCode": 0}},
                                            lastState={"terminated": {"exitCode": 1}})], "",
                  id="model-downloaded-on-a-retry"),
+    pytest.param(DEPLOYMENT, [unscheduled("fraud-r1-a", NO_GPU)], f"pod fraud-r1-a cannot be scheduled: {NO_GPU}",
+                 id="no-node-has-the-gpus"),
+    pytest.param(DEPLOYMENT, [unscheduled("fraud-r1-a", NO_GPU, reason="SchedulerError")], "",
+                 id="not-a-lack-of-room"),
     pytest.param(DEPLOYMENT, [pod("fraud-r1-a", reason="CrashLoopBackOff")], "", id="crash-loops-count-restarts"),
     pytest.param(DEPLOYMENT, [pod("fraud-r1-a", reason="ContainerCreating")], "", id="still-starting"),
     pytest.param(DEPLOYMENT, [pod("fraud-r1-a")], "", id="running"),

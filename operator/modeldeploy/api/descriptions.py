@@ -89,6 +89,10 @@ NOTES: dict[str, str] = {
                                             "counts as failed",
     "spec.rollout.autoRollback": "Roll a failed revision back automatically; false leaves it up, phase Degraded",
     "spec.rollout.scaleDownDelaySeconds": "How long the previous stable revision keeps its pods after a promotion",
+    "spec.rollout.maxSurge": "Pods a rollout may hold beyond the serving size at once, over all revisions, and "
+                             "so the GPUs or other extended resources they request. 0 replaces pods in place: "
+                             "one serving pod goes before each new one comes, so one pod fewer serves meanwhile. "
+                             "Unset: no bound; a new revision starts at full size beside the serving one",
     "spec.revisionHistoryLimit": "ControllerRevisions kept for `history` and `rollback --to-revision`",
     "spec.paused": "Hold rollouts: a new revision does not start, one in flight stays where it is",
     "status.observedGeneration": "The metadata.generation this status was computed from",

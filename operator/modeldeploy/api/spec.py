@@ -407,11 +407,19 @@ PRE_TRAFFIC_REFUSED = ("an analysis step before any setWeight judges a canary be
                        "gatewayAPI or istio, or put a setWeight step first")
 
 
+BUDGET_NEEDS_STEPS = ("maxSurge with trafficRouting needs a setWeight step: without one the route sends every "
+                      "request to the stable revision until promotion, while the budget takes its pods away; add "
+                      "setWeight steps, or leave maxSurge unset")
+
+
 class Rollout(_Model):
     model_config = ConfigDict(json_schema_extra=_cel(
         ("!has(self.steps) || (has(self.trafficRouting) && (has(self.trafficRouting.gatewayAPI) || "
          "has(self.trafficRouting.istio))) || !self.steps.exists(i, s, has(s.analysis) && "
          "!self.steps.exists(j, u, j < i && has(u.setWeight) && u.setWeight > 0))", PRE_TRAFFIC_REFUSED),
+        ("!has(self.maxSurge) || !has(self.trafficRouting) || !(has(self.trafficRouting.gatewayAPI) || "
+         "has(self.trafficRouting.istio)) || (has(self.steps) && self.steps.exists(s, has(s.setWeight)))",
+         BUDGET_NEEDS_STEPS),
     ))
 
     steps: Annotated[list[Step] | None, Field(max_length=50)] = None
@@ -420,11 +428,16 @@ class Rollout(_Model):
     progress_deadline_seconds: Annotated[int, Field(ge=1, le=86400)] = 600
     auto_rollback: bool = True
     scale_down_delay_seconds: Annotated[int, Field(ge=0, le=86400)] = 30
+    # Unset: a new revision runs beside the serving one at its full size (capacity never drops, but a rollout
+    # may hold twice the pods, and so twice the GPUs).
+    max_surge: Annotated[int | None, Field(ge=0, le=1000)] = None
 
     @model_validator(mode="after")
     def _pre_traffic_needs_a_mesh(self) -> Rollout:
         routing = self.traffic_routing
         if routing and (routing.gateway_api or routing.istio):
+            if self.max_surge is not None and not any(s.set_weight is not None for s in self.steps or []):
+                raise ValueError(BUDGET_NEEDS_STEPS)
             return self
         for step in self.steps or []:
             if step.set_weight:

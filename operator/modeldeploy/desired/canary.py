@@ -72,7 +72,8 @@ def advance(world: World, p: Pass, state: RolloutState, t: int, stable: int) -> 
         if step.set_weight is not None:
             weight = step.set_weight
             if not weight_reached(world, t, total, index, weight):
-                waiting = f"waiting for {split(world, t, total, index, weight)[1]} canary pods and the traffic split"
+                waiting = (f"waiting for {unbounded_split(world, t, total, index, weight)[1]} canary pods and "
+                           f"the traffic split{within_budget(world)}")
                 if world.stuck(t):
                     waiting += f"; {world.stuck(t)}"
                 wake.extend(route_poll(world))
@@ -105,8 +106,9 @@ def advance(world: World, p: Pass, state: RolloutState, t: int, stable: int) -> 
         wake.extend(route_poll(world))
 
     stable_pods, canary_pods = split(world, t, total, index, weight)
-    if index >= len(steps) and not held:
-        # Stable keeps what it has until promotion; the scale-down delay then applies.
+    if index >= len(steps) and not held and world.budget is None:
+        # Stable keeps what it has until promotion; the scale-down delay then applies. (Within a pod budget it
+        # gives them up as the canary's pods become Ready, like at any other weight.)
         stable_pods = max(stable_pods, world.pods(stable))
     wake.append(next_analysis_in(world, analysis, started))
     if not held:
@@ -144,7 +146,27 @@ def evidence_missing(world: World, analysis: AnalysisStatus) -> bool:
 
 
 def split(world: World, t: int, total: int, index: int, weight: int) -> tuple[int, int]:
-    """(stable, canary) pods for the current weight, per traffic router."""
+    """(stable, canary) pods for the current weight, per traffic router, within the pod budget if any."""
+    stable, canary = unbounded_split(world, t, total, index, weight)
+    surge = world.spec.rollout.max_surge
+    if surge is None:
+        return stable, canary
+    # Stable gives a pod up only once its replacement is Ready behind the Service, so clients never see fewer.
+    return weights.budgeted_split(total, surge, canary, world.ready_behind_service(t),
+                                  keeps_all=world.router != "replicas", has=world.pods(t))
+
+
+def within_budget(world: World) -> str:
+    """How the pod budget paces a rollout, for its message; empty without one."""
+    surge = world.spec.rollout.max_surge
+    if surge is None:
+        return ""
+    how = "in place, one pod at a time" if surge == 0 else f"at most {surge} beyond the serving size"
+    return f" (maxSurge {surge}: {how})"
+
+
+def unbounded_split(world: World, t: int, total: int, index: int, weight: int) -> tuple[int, int]:
+    """(stable, canary) pods the weight asks for, with no pod budget."""
     if world.router == "replicas":
         return weights.replicas_split(total, weight, world.ready(t))
     stable, canary = weights.mesh_split(total, weight)

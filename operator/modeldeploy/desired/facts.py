@@ -34,6 +34,8 @@ class DeploymentFacts:
     # The Deployment controller has seen its spec, and the revision's pods (terminating ones too) number
     # spec.replicas: none left over from a scale-down, none missing.
     settled: bool = True
+    # Its pods that exist, terminating ones too: what it holds of the nodes (and their GPUs) right now.
+    live_pods: int = 0
     scale_down_at: datetime | None = None
     superseded_at: datetime | None = None  # when it stopped serving (see names.ANN_SUPERSEDED_AT)
     max_restarts: int = 0  # the highest container restart count of its pods

@@ -97,6 +97,23 @@ class World:
         f = self.facts(number)
         return f.replicas if f else 0
 
+    @property
+    def budget(self) -> int | None:
+        """Pods every revision may hold between them (serving size + rollout.maxSurge); None: no bound."""
+        surge = self.spec.rollout.max_surge
+        return None if surge is None else self.size + surge
+
+    def holding(self, number: int) -> int:
+        """Pods a revision holds of the nodes now: those it asks for, or more while scaled-down ones terminate."""
+        f = self.facts(number)
+        return max(f.replicas, f.live_pods) if f else 0
+
+    def ready_behind_service(self, number: int) -> int:
+        """A revision's Ready pods that `<md>` sends requests to: what its EndpointSlices count (they trail the
+        pods' readiness), at most the Deployment's count; the Deployment's alone before the Service has any."""
+        behind = self.obs.ready_endpoints.get(self.obs.name)
+        return self.ready(number) if behind is None else min(self.ready(number), behind.get(number, 0))
+
     def ready(self, number: int) -> int:
         f = self.facts(number)
         return f.ready_replicas if f else 0

@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from modeldeploy.api.status import Phase, RollbackOverride
-from modeldeploy.desired import canary, requests
+from modeldeploy.desired import budget, canary, requests, weights
 from modeldeploy.desired.actions import Event
 from modeldeploy.desired.endings import draining, failure, promote, roll_back
 from modeldeploy.desired.facts import RevisionRecord
@@ -143,11 +143,12 @@ def hold(world: World, p: Pass, state: RolloutState, t: int, stable: int) -> Mov
         return Move(p, stable, None, Phase.PAUSED, "Paused",
                     f"rollouts are paused: revision {t} (model {rec.model_version}) waits; "
                     f"revision {stable} keeps serving ({how})")
-    # In flight: both keep their pods; the progress deadline starts again on resume.
+    # In flight: both keep their pods (within a pod budget, the stable one too: it gets back what it gave up
+    # only as the canary gives its pods up); the progress deadline starts again on resume.
     return Move(p, stable, t, Phase.PAUSED, "Paused",
                 f"revision {t} (model {rec.model_version}) held at {world.ready(t)} ready pods; "
                 f"revision {stable} serves ({how})",
-                pods={t: world.pods(t), stable: world.size})
+                pods={t: world.pods(t), stable: world.size if world.budget is None else world.pods(stable)})
 
 
 def settle(world: World, p: Pass, state: RolloutState, t: int, stable: int | None) -> Move:
@@ -194,12 +195,19 @@ def stopped(world: World, p: Pass, state: RolloutState, t: int, stable: int) -> 
 
 
 def progress(world: World, p: Pass, state: RolloutState, t: int, stable: int) -> Move:
-    """A new revision rolls out beside the stable one at full size, then takes over."""
+    """A new revision rolls out beside the stable one at full size, then takes over; within a pod budget it
+    grows as the stable one gives up pods to it."""
     size = world.size
-    pods = {t: size, stable: size}
     rec = p.ledger[t]
     started = (state.started if state.canary == t else None) or world.now
     ready = world.ready(t)
+    surge = world.spec.rollout.max_surge
+    if surge is None:
+        pods = {t: size, stable: size}
+    else:
+        stable_pods, new_pods = weights.budgeted_split(size, surge, size, world.ready_behind_service(t),
+                                                       keeps_all=False, has=world.pods(t))
+        pods = {t: new_pods, stable: stable_pods}
     f = world.facts(t)
     # A crash loop fails it even while all its pods happen to be Ready between two crashes; a deadline only while
     # they are not (an operator back after a long outage does not roll back what became Ready).
@@ -213,8 +221,8 @@ def progress(world: World, p: Pass, state: RolloutState, t: int, stable: int) ->
         return roll_back(world, p, t, stable, why, started=started, held_pods=pods)
     deadline = started + timedelta(seconds=world.spec.rollout.progress_deadline_seconds)
     return Move(p, stable, t, Phase.PROGRESSING, PODS_STUCK if world.stuck(t) else "RollingOut",
-                f"revision {t} (model {rec.model_version}): {world.readiness(t, size)}; "
-                f"revision {stable} serves until then",
+                f"revision {t} (model {rec.model_version}): {world.readiness(t, size)}"
+                f"{canary.within_budget(world)}; revision {stable} serves until then",
                 pods=pods, started=started, wake=((deadline - world.now).total_seconds(),))
 
 
@@ -279,6 +287,7 @@ def size_fleet(world: World, move: Move) -> tuple[Fleet, list[float]]:
     for number, count in sorted(drains.items()):
         if number in ledger:  # one with no record (made before Deployments said what they run) is left as is
             deployments[number] = Pods(count)
+    deployments = budget.fit(world, deployments, tuple(n for n in (serving, move.canary) if n is not None))
     kept = frozenset(keep | set(drains))
     delete = tuple(n for n in world.obs.deployments if n not in kept)
     return Fleet(deployments=deployments, kept=kept, delete=delete, serving=serving), wake

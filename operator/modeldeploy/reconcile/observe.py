@@ -75,6 +75,12 @@ def stuck(dep: JSON, pods: list[JSON]) -> str:
                 message = " ".join(str(waiting.get("message") or "").split())[:300]
                 return (f"pod {pod['metadata']['name']}: container {container.get('name', '?')} "
                         f"{waiting['reason']}" + (f": {message}" if message else ""))
+    for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
+        for cond in (pod.get("status") or {}).get("conditions") or []:
+            # Pending for lack of room on every node (GPUs most often): the scheduler's own words.
+            if cond.get("type") == "PodScheduled" and cond.get("reason") == "Unschedulable":
+                message = " ".join(str(cond.get("message") or "").split())[:300]
+                return f"pod {pod['metadata']['name']} cannot be scheduled" + (f": {message}" if message else "")
     for cond in (dep.get("status") or {}).get("conditions") or []:
         if cond.get("type") == "ReplicaFailure" and cond.get("status") == "True":
             message = " ".join(str(cond.get("message") or "").split())[:300]
@@ -156,6 +162,7 @@ def deployments(deps: list[JSON], pods: list[JSON], now: datetime | None = None)
             available_replicas=st.get("availableReplicas", 0),
             settled=(fresh and st.get("replicas", 0) == dep["spec"].get("replicas", 1)
                      and len(_live(pods_by_rev.get(rev, []))) <= dep["spec"].get("replicas", 1)),
+            live_pods=len(_live(pods_by_rev.get(rev, []))),
             scale_down_at=parse_timestamp(ann.get(names.ANN_SCALE_DOWN_AT)),
             superseded_at=parse_timestamp(ann.get(names.ANN_SUPERSEDED_AT)),
             max_restarts=restarts,
