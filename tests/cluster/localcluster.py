@@ -239,6 +239,10 @@ def up() -> Path:
     _teardown()
     STATE.mkdir(exist_ok=True)
     if not HOST_BEFORE.exists():
+        if real_node():
+            # An earlier cluster of any checkout that ended without `down` is not part of the host as it was.
+            _node().clear_orphans()
+            hostnet.teardown()
         HOST_BEFORE.write_text(json.dumps(hostnet.snapshot(), indent=1))
     if real_node():
         hostnet.require_root("the real node")

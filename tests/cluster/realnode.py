@@ -328,6 +328,18 @@ state = "{d / 'state'}"
         if kubectl is not None:
             kubectl("delete", "node", NAME, "--ignore-not-found", "--wait=false", check=False)
 
+    def clear_orphans(self) -> None:
+        """Remove the host changes of a node that ended without `stop` (its processes killed with the machine's
+        others): kube-proxy's tables, the kubelet's chains and the pods' network namespaces. Only while no node
+        program runs here, so they belong to no running node. Without this the host is recorded with them in it,
+        and `down`, which removes them, finds the host changed."""
+        if any(_running(name) for name in ("kubelet", "kube-proxy", "containerd")):
+            return
+        if (self.bin / "kube-proxy").exists():
+            subprocess.run([str(self.bin / "kube-proxy"), "--cleanup"], capture_output=True)
+        _remove_kubelet_chains()
+        _unmount_netns()
+
     def _kill(self, name: str) -> None:
         pid = self._pid(name)
         if pid is not None:
@@ -389,6 +401,17 @@ def _pids_matching(marker: str) -> list[int]:
         if marker in cmdline:
             out.append(int(proc.name))
     return out
+
+
+def _running(program: str) -> bool:
+    """Whether a process of that name runs on this machine (any checkout's, or not ours at all)."""
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and (proc / "comm").read_text().strip() == program:
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def kill_matching(marker: str) -> None:
