@@ -3,7 +3,7 @@ test chooses and records every request it was sent.
 
 The operator's webhook contract (operator/modeldeploy/analysis/webhook.py): for each metric of a run it POSTs a
 JSON body `{"metric": <name>, "name", "namespace", "revision", "stable_revision", "canary_weight",
-"model_version"}` (the context's values as strings) to the metric's URL. The answer's HTTP status is the
+"model_version", "warmup_end"}` (the context's values as strings) to the metric's URL. The answer's HTTP status is the
 measurement's value and decides it: 2xx passes, 3xx is Inconclusive (a redirect is never followed), any other
 status fails; no answer within timeoutSeconds is Inconclusive.
 """

@@ -2,7 +2,7 @@
 
 The webhook contract (operator/modeldeploy/analysis/webhook.py): for each metric of a run the operator POSTs
 a JSON body `{"metric": <name>, "name", "namespace", "revision", "stable_revision", "canary_weight",
-"model_version"}` (the context's values as strings) to the metric's URL. The answer's HTTP status is the
+"model_version", "warmup_end"}` (the context's values as strings) to the metric's URL. The answer's HTTP status is the
 measurement's value and decides it: 2xx passes, 3xx is Inconclusive (a redirect is never followed), any other
 status fails; no answer within timeoutSeconds is Inconclusive.
 
@@ -71,7 +71,7 @@ def test_a_passing_webhook_promotes_the_canary(cluster, namespace, operator, web
     first = asked[0].json()
     weight = first.pop("canary_weight")
     assert first == {"metric": METRIC, "name": MD, "namespace": namespace, "revision": "2", "stable_revision": "1",
-                     "model_version": "2"}, first
+                     "model_version": "2", "warmup_end": "0"}, first
     # (canary_weight is the share it served then: Ready pods, so 20% while 1 of 5 is the canary, then 25%)
     assert 0 < int(weight) <= 25, weight
     # (runs go on at the interval while the canary has traffic, and only then)

@@ -82,7 +82,8 @@ def test_webhook_status_is_the_verdict(server: Server, status: int, verdict: Ver
     method, _, body = server.seen[0]
     assert method == "POST" and json.loads(body) == {"metric": "smoke", "name": "fraud", "namespace": "risk",
                                                      "revision": "4", "stable_revision": "3",
-                                                     "canary_weight": "10", "model_version": "8"}
+                                                     "canary_weight": "10", "model_version": "8",
+                                                     "warmup_end": "0"}
 
 
 def test_webhook_redirect_is_not_followed(server: Server) -> None:

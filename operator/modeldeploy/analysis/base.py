@@ -19,9 +19,19 @@ class RunContext:
     stable_revision: int
     canary_weight: int
     model_version: str
+    # When the canary's warm-up ends (rollout.analysis.warmup), in Unix seconds; 0 without one. A query can start
+    # its window there: `...[$warmupEnd]` is not PromQL, but `time() - $warmupEnd` is the warm model's age.
+    warmup_end: int = 0
+
+    def fields(self) -> dict[str, str]:
+        """The context as a webhook receives it."""
+        return {k: str(v) for k, v in asdict(self).items()}
 
     def variables(self) -> dict[str, str]:
-        return {k: str(v) for k, v in asdict(self).items()}
+        """What a query or a header value can name: the fields, and $warmupEnd as the docs spell it."""
+        out = self.fields()
+        out["warmupEnd"] = out["warmup_end"]
+        return out
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from modeldeploy.api.status import Measurement, Verdict
 class WebhookProvider:
     def measure(self, metric: Metric, context: RunContext, target: Target, timeout: float) -> Measurement:
         url = target.url
-        body = json.dumps({"metric": metric.name, **context.variables()}).encode()
+        body = json.dumps({"metric": metric.name, **context.fields()}).encode()
         try:
             answer = http.request(target, timeout, body)
         except http.Unreachable as exc:

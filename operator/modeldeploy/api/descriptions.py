@@ -59,6 +59,8 @@ NOTES: dict[str, str] = {
     "spec.rollout.analysis": "Metrics that judge a canary (rollouts with steps); runs while the canary has "
                              "traffic",
     "spec.rollout.analysis.interval": "Time between analysis runs, from the start of the rollout",
+    "spec.rollout.analysis.warmup": "A cold start to leave out of the verdict: runs taken during it are recorded "
+                                    "(status.analysis.warmupRuns) but count neither as passed nor as failed",
     "spec.rollout.analysis.failureLimit": "Failed runs tolerated; one more fails the canary",
     "spec.rollout.analysis.inconclusiveLimit": "Inconclusive runs in a row tolerated (no data, an unreachable "
                                                "provider); one more pauses the rollout (reason "
@@ -119,6 +121,8 @@ NOTES: dict[str, str] = {
     "status.analysis.passed": "Runs in which every metric passed",
     "status.analysis.failed": "Runs in which a metric failed",
     "status.analysis.inconclusive": "Runs with no failure but a metric that could not tell",
+    "status.analysis.warmupEndsAt": "When the canary's warm-up ends (RFC 3339): runs before it count for nothing",
+    "status.analysis.warmupRuns": "Runs taken during the warm-up: recorded, counted neither as passed nor as failed",
     "status.analysis.lastRunAt": "When the last run was taken (RFC 3339)",
     "status.analysis.lastVerdict": "Verdict of the last run",
     "status.analysis.measurements": "The last run's measurement of each metric",

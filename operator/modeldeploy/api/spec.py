@@ -385,8 +385,16 @@ class Metric(_Model):
     threshold_range: ThresholdRange | None = None
 
 
+class Warmup(_Model):
+    """The canary's cold start, left out of the verdict."""
+
+    duration: Annotated[str, Field(pattern=DURATION_PATTERN, max_length=32, description=(
+        "How long after the canary's first pods are Ready its analysis runs count for nothing, e.g. 2m"))]
+
+
 class Analysis(_Model):
     interval: Annotated[str, Field(pattern=DURATION_PATTERN)] = "30s"
+    warmup: Warmup | None = None
     failure_limit: Annotated[int, Field(ge=0, le=100)] = 1
     inconclusive_limit: Annotated[int, Field(ge=0, le=100)] = 2
     # A list-map: the API server refuses two metrics of one name (each is reported by name).

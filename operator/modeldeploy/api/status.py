@@ -69,6 +69,10 @@ class AnalysisStatus(_Model):
     inconclusive_streak: int = 0
     # A person promoted without a passing run (`promote --full`): evidence was waived for this revision.
     waived: bool = False
+    # rollout.analysis.warmup: when it ends (set once the canary's first pods are Ready), and the runs taken
+    # before then, which count neither way.
+    warmup_ends_at: str | None = None
+    warmup_runs: int = 0
     last_run_at: str | None = None
     last_verdict: Verdict | None = None
     measurements: list[Measurement] = []

@@ -77,6 +77,18 @@ def fold(analysis: AnalysisStatus, run: tuple[Measurement, ...], now: datetime) 
     })
 
 
+def fold_warm_up(analysis: AnalysisStatus, run: tuple[Measurement, ...], now: datetime) -> AnalysisStatus:
+    """The analysis with a run taken during the canary's warm-up: shown and spaced like any other, but counted
+    neither as passed (it is no evidence for the warm model) nor as failed, nor toward an inconclusive streak."""
+    return analysis.model_copy(update={
+        "runs": analysis.runs + 1,
+        "warmup_runs": analysis.warmup_runs + 1,
+        "last_run_at": timestamp(now),
+        "last_verdict": None,
+        "measurements": list(run),
+    })
+
+
 INCONCLUSIVE_HOLD = "AnalysisInconclusive"  # the reason a rollout waits on after too many inconclusive runs
 
 

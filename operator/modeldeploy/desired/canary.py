@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from modeldeploy.api.spec import Step, parse_duration
 from modeldeploy.api.status import AnalysisStatus, Phase, Verdict
 from modeldeploy.desired import requests, weights
-from modeldeploy.desired.analysis import INCONCLUSIVE_HOLD, analysis_due_at, fold, number
+from modeldeploy.desired.analysis import INCONCLUSIVE_HOLD, analysis_due_at, fold, fold_warm_up, number
 from modeldeploy.desired.analysis import unclear as unclear_text
 from modeldeploy.desired.clock import parse_timestamp, timestamp
 from modeldeploy.desired.endings import promote, roll_back
@@ -116,7 +116,12 @@ def advance(world: World, p: Pass, state: RolloutState, t: int, stable: int) -> 
         wake.append((deadline - now).total_seconds())
     progress = f"revision {t} (model {rec.model_version}) at {weight}%"
     if analysis.runs:
-        progress += f": analysis {analysis.passed}/{analysis.runs} passed"
+        progress += f": analysis {analysis.passed}/{analysis.runs - analysis.warmup_runs} passed"
+    warming = parse_timestamp(analysis.warmup_ends_at)
+    if warming is not None and now < warming:
+        # (the end, not the time left: a countdown would rewrite status on every pass)
+        progress += f" (warming up until {timestamp(warming)}"
+        progress += f"; {analysis.warmup_runs} runs not counted)" if analysis.warmup_runs else ")"
     name = world.obs.name
     if unclear:
         phase, reason, message = (
@@ -235,6 +240,7 @@ def record_analysis(world: World, state: RolloutState, t: int, fresh: bool) -> A
     revision (the canary changed since it was taken) is discarded, never counted for this one."""
     old = state.analysis
     a = old if (old is not None and old.revision == t and not fresh) else AnalysisStatus(revision=t)
+    a = warm_up(world, a, t)
     run = world.obs.measurements
     if run is None or world.obs.measured_revision != t:
         return a
@@ -243,7 +249,21 @@ def record_analysis(world: World, state: RolloutState, t: int, fresh: bool) -> A
         # Counted already: a reconcile wrote it to status, then failed (an Event refused) and gave the run back.
         # Runs of one model are at least an interval (1 s or more) apart, so no two share a second.
         return a
-    return fold(a, run, at)
+    ends = parse_timestamp(a.warmup_ends_at)
+    return fold_warm_up(a, run, at) if ends is not None and at < ends else fold(a, run, at)
+
+
+def warm_up(world: World, analysis: AnalysisStatus, t: int) -> AnalysisStatus:
+    """Start the canary's warm-up (rollout.analysis.warmup) when its first pods are Ready behind the Service,
+    once per revision: what it serves from then is what the warm-up leaves out of the verdict. (Seen a pass
+    late at worst, so the warm-up ends late, never early.)"""
+    block = world.spec.rollout.analysis
+    if block is None or block.warmup is None or analysis.warmup_ends_at is not None:
+        return analysis
+    if world.ready_behind_service(t) == 0:
+        return analysis
+    ends = world.now + timedelta(seconds=parse_duration(block.warmup.duration))
+    return analysis.model_copy(update={"warmup_ends_at": timestamp(ends)})
 
 
 def analysis_passed(world: World, analysis: AnalysisStatus, step_started: datetime) -> bool:

@@ -196,7 +196,7 @@ def status(world: World, old: ModelDeploymentStatus, d: Decision, route: Managed
         step_weight=move.weight if at else None,
         current_step_index=at.index if at else None,
         step_started_at=timestamp(at.step_started) if at and at.step_started else None,
-        analysis=analysis if analysis and (analysis.runs or analysis.waived) else None,
+        analysis=analysis if analysis and (analysis.runs or analysis.waived or analysis.warmup_ends_at) else None,
         rollback=move.pass_.override,
         route=route,
         handled_requests=dict(d.handled),

@@ -162,9 +162,11 @@ def measure(kube: Kube, observed: Observed, spec: JSON, old: ModelDeploymentStat
             spec, old, observed.now, ready_behind_canary(observed, old.canary_revision)):
         parsed = ModelDeploymentSpec.model_validate(spec)
         assert parsed.rollout.analysis is not None and old.canary_revision is not None
+        warmup_end = rollout.parse_timestamp(old.analysis.warmup_ends_at) if old.analysis else None
         context = RunContext(name=observed.name, namespace=observed.namespace, revision=old.canary_revision,
                              stable_revision=old.stable_revision or 0, canary_weight=old.canary_weight or 0,
-                             model_version=parsed.model.version)
+                             model_version=parsed.model.version,
+                             warmup_end=int(warmup_end.timestamp()) if warmup_end else 0)
         metrics = parsed.rollout.analysis.metrics or []
 
         def run() -> tuple[Measurement, ...]:
