@@ -150,6 +150,14 @@ class Resources(_Model):
     requests: ResourceMap = None
 
 
+class Startup(_Model):
+    """How long the model server may take to load its model before it must answer its readiness path."""
+
+    timeout_seconds: Annotated[int, Field(ge=1, le=86400, description=(
+        "The longest a load may take, e.g. 600; past it the kubelet restarts the server"))] = 600
+    period_seconds: Annotated[int, Field(ge=1, le=300, description="How often the load is checked")] = 10
+
+
 class Runtime(_Model):
     """The model server: an image, or a preset the operator knows."""
 
@@ -165,6 +173,9 @@ class Runtime(_Model):
     env: Annotated[list[EnvVar] | None, Field(max_length=200)] = None
     resources: Resources | None = None
     port: Annotated[int | None, Field(ge=1, le=65535, description="Serving port; default 8080 or the preset's")] = None
+    startup: Annotated[Startup | None, Field(description=(
+        "A startup probe for slow model loads, separate from readiness: the readiness path is checked every "
+        "periodSeconds for up to timeoutSeconds. Default: 10 minutes with a preset, none with an image"))] = None
     readiness_path: Annotated[str | None, Field(pattern=PATH_PATTERN, max_length=1024, description=(
         "HTTP path of the readiness probe; default /v2/health/ready or the preset's"))] = None
 

@@ -19,7 +19,7 @@ from modeldeploy.desired.analysis import INCONCLUSIVE_HOLD, analysis_due_at, fol
 from modeldeploy.desired.analysis import unclear as unclear_text
 from modeldeploy.desired.clock import parse_timestamp, timestamp
 from modeldeploy.desired.endings import promote, roll_back
-from modeldeploy.desired.state import PODS_STUCK, Move, Pass, Position, RolloutState, World
+from modeldeploy.desired.state import PODS_STUCK, Move, Pass, Position, RolloutState, World, loading_text
 
 
 def advance(world: World, p: Pass, state: RolloutState, t: int, stable: int) -> Move:
@@ -76,6 +76,9 @@ def advance(world: World, p: Pass, state: RolloutState, t: int, stable: int) -> 
                            f"the traffic split{within_budget(world)}")
                 if world.stuck(t):
                     waiting += f"; {world.stuck(t)}"
+                elif (loading := world.loading(t)) is not None:
+                    waiting += f"; {loading_text(*loading)}"
+                    wake.extend(world.loading_wake(t))
                 wake.extend(route_poll(world))
                 break
         elif step.pause is not None:
@@ -229,6 +232,9 @@ def canary_failure(world: World, analysis: AnalysisStatus, t: int, index: int, s
     waits_on_something = not held and (index >= len(steps) or steps[index].pause is None)
     elapsed = (world.now - step_started).total_seconds()
     deadline = spec.rollout.progress_deadline_seconds
+    loading = world.loading(t)
+    if loading is not None and loading[0] < loading[1]:
+        return None  # a model still loading within its startup budget (see endings.failure)
     if waits_on_something and elapsed >= deadline:
         return (f"step {index + 1} made no progress in {int(elapsed)}s (progressDeadlineSeconds {deadline}): "
                 f"{world.ready(t)} canary pods ready")

@@ -70,6 +70,11 @@ def failure(world: World, t: int, size: int, started: datetime) -> str | None:
         return crashing
     elapsed = (world.now - started).total_seconds()
     deadline = world.spec.rollout.progress_deadline_seconds
+    loading = world.loading(t)
+    if loading is not None and loading[0] < loading[1]:
+        # The deadline counts from when the model began to load, and a load may take its startup budget: time
+        # spent before it (waiting for a node, pulling an image) does not eat into it.
+        return None
     if elapsed >= deadline:
         return f"{world.readiness(t, size)} after {int(elapsed)}s (progressDeadlineSeconds {deadline})"
     return None

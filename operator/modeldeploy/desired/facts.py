@@ -36,6 +36,9 @@ class DeploymentFacts:
     settled: bool = True
     # Its pods that exist, terminating ones too: what it holds of the nodes (and their GPUs) right now.
     live_pods: int = 0
+    # When the longest-loading of its pods started its model server, whose readiness has not yet answered (the
+    # model is loading); None when no pod is loading.
+    loading_since: datetime | None = None
     scale_down_at: datetime | None = None
     superseded_at: datetime | None = None  # when it stopped serving (see names.ANN_SUPERSEDED_AT)
     max_restarts: int = 0  # the highest container restart count of its pods

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from modeldeploy.api.spec import Runtime
+from modeldeploy.api.spec import Runtime, Startup
 
 DEFAULT_PORT = 8080
 DEFAULT_READINESS_PATH = "/v2/health/ready"
+# A preset's server loads a model before it answers; KServe's own servers moved to a 10-minute startup probe
+# (kserve#5062) after large models were killed mid-load.
+PRESET_STARTUP = Startup(timeout_seconds=600, period_seconds=10)
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class ResolvedRuntime:
     args: tuple[str, ...]
     metrics_port: int | None = None
     run_as_user: int | None = None
+    startup: Startup | None = None
 
 
 def resolve(runtime: Runtime) -> ResolvedRuntime:
@@ -74,6 +78,7 @@ def resolve(runtime: Runtime) -> ResolvedRuntime:
             args=tuple(runtime.args) if runtime.args is not None else preset.args,
             metrics_port=preset.metrics_port if preset.metrics_port != (runtime.port or preset.port) else None,
             run_as_user=preset.run_as_user,
+            startup=runtime.startup or PRESET_STARTUP,
         )
     assert runtime.image is not None  # the spec model guarantees image or preset
     return ResolvedRuntime(
@@ -81,4 +86,5 @@ def resolve(runtime: Runtime) -> ResolvedRuntime:
         port=runtime.port or DEFAULT_PORT,
         readiness_path=runtime.readiness_path or DEFAULT_READINESS_PATH,
         args=tuple(runtime.args or ()),
+        startup=runtime.startup,
     )

@@ -21,6 +21,7 @@ from modeldeploy.desired.facts import DeploymentFacts, Observed
 from modeldeploy.desired.history import Outcome
 from modeldeploy.desired.ledger import Ledger
 from modeldeploy.desired.requests import Requests
+from modeldeploy.desired.runtime import resolve
 from modeldeploy.desired.settings import Settings
 from modeldeploy.desired.validity import ready_reason
 from modeldeploy.desired.workload import Owner
@@ -123,10 +124,57 @@ class World:
         f = self.facts(number)
         return f.stuck if f else ""
 
+    def loading(self, number: int) -> tuple[float, float] | None:
+        """(seconds it has loaded, seconds it may take) while a revision's longest-loading pod loads its model:
+        the startup budget (runtime.startup, a preset's default), at least progressDeadlineSeconds; None while
+        no pod loads."""
+        f = self.facts(number)
+        if f is None or f.loading_since is None:
+            return None
+        startup = resolve(self.spec.runtime).startup
+        budget = max(self.spec.rollout.progress_deadline_seconds, startup.timeout_seconds if startup else 0)
+        return max(0.0, (self.now - f.loading_since).total_seconds()), float(budget)
+
     def readiness(self, number: int, size: int) -> str:
-        """`3/4 pods ready`, and while some are not, why they cannot start, when something says."""
+        """`3/4 pods ready`, and while some are not, why they cannot start, when something says, or how long
+        the model has been loading."""
         ready, why = self.ready(number), self.stuck(number)
-        return f"{ready}/{size} pods ready" + (f"; {why}" if why and ready < size else "")
+        loading = self.loading(number)
+        if ready < size and why:
+            return f"{ready}/{size} pods ready; {why}"
+        if ready < size and loading is not None:
+            return f"{ready}/{size} pods ready; {loading_text(*loading)}"
+        return f"{ready}/{size} pods ready"
+
+    def loading_wake(self, number: int) -> tuple[float, ...]:
+        """When the loading time in the message next changes (it counts in minutes, in 10 s under one)."""
+        loading = self.loading(number)
+        if loading is None:
+            return ()
+        step = 10.0 if loading[0] < 60 else 60.0
+        return (step - loading[0] % step,)
+
+
+def loading_text(loaded: float, budget: float) -> str:
+    """`loading model (3m of up to 10m)`, or that it has loaded for longer than it may."""
+    if loaded >= budget:
+        return f"loading model for {span(loaded)}, past its startup budget of {exact(budget)}"
+    return f"loading model ({span(loaded)} of up to {exact(budget)})"
+
+
+def span(seconds: float) -> str:
+    """How long a load has run, for people: 10 s steps under a minute, then whole minutes (`3m`, `1h5m`), so
+    the message changes, and status is written, a few times a minute at most."""
+    if seconds < 60:
+        return f"{int(seconds // 10 * 10)}s"
+    minutes = int(seconds // 60)
+    return f"{minutes // 60}h{minutes % 60}m" if minutes >= 60 else f"{minutes}m"
+
+
+def exact(seconds: float) -> str:
+    """A configured length: `45s`, `10m`, `1m30s`."""
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes}m{rest}s" if minutes and rest else f"{minutes}m" if minutes else f"{rest}s"
 
 
 @dataclass(frozen=True)

@@ -174,7 +174,7 @@ def settle(world: World, p: Pass, state: RolloutState, t: int, stable: int | Non
     deadline = started + timedelta(seconds=world.spec.rollout.progress_deadline_seconds)
     return Move(p, None, None, Phase.PENDING, PODS_STUCK if world.stuck(t) else "Deploying",
                 f"revision {t} (model {rec.model_version}): {world.readiness(t, size)}", pods={t: size},
-                started=started, wake=((deadline - world.now).total_seconds(),))
+                started=started, wake=((deadline - world.now).total_seconds(), *world.loading_wake(t)))
 
 
 def stopped(world: World, p: Pass, state: RolloutState, t: int, stable: int) -> Move:
@@ -223,7 +223,14 @@ def progress(world: World, p: Pass, state: RolloutState, t: int, stable: int) ->
     return Move(p, stable, t, Phase.PROGRESSING, PODS_STUCK if world.stuck(t) else "RollingOut",
                 f"revision {t} (model {rec.model_version}): {world.readiness(t, size)}"
                 f"{canary.within_budget(world)}; revision {stable} serves until then",
-                pods=pods, started=started, wake=((deadline - world.now).total_seconds(),))
+                pods=pods, started=started,
+                wake=((deadline - world.now).total_seconds(), *world.loading_wake(t), *load_ends(world, t)))
+
+
+def load_ends(world: World, t: int) -> tuple[float, ...]:
+    """When a loading model's startup budget runs out: the progress deadline's check comes then."""
+    loading = world.loading(t)
+    return (loading[1] - loading[0],) if loading is not None else ()
 
 
 # -- after the move: every revision's pods -----------------------------------------------------------------------

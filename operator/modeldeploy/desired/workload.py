@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -137,6 +138,12 @@ def pod_template(spec: ModelDeploymentSpec, owner: Owner, revision: int,
         "volumeMounts": [mount],
         "securityContext": _restricted_container_security(),
     }
+    if runtime.startup is not None:
+        # The readiness probe waits for it; so a load is bounded by the startup budget, not by readiness's.
+        period = runtime.startup.period_seconds
+        server["startupProbe"] = {"httpGet": {"path": runtime.readiness_path, "port": "http"},
+                                  "periodSeconds": period,
+                                  "failureThreshold": max(1, math.ceil(runtime.startup.timeout_seconds / period))}
     if runtime.run_as_user is not None:
         server["securityContext"]["runAsUser"] = runtime.run_as_user
     if runtime.args:

@@ -13,7 +13,7 @@ from kubernetes.client.rest import ApiException
 from modeldeploy.api import names
 from modeldeploy.desired.facts import DeploymentFacts, Observed, RevisionRecord
 from modeldeploy.desired.rollout import parse_timestamp
-from modeldeploy.desired.workload import split_pvc_uri
+from modeldeploy.desired.workload import SERVER_CONTAINER, split_pvc_uri
 from modeldeploy.k8s.client import JSON, Kube
 
 
@@ -123,6 +123,21 @@ def _live(pods: list[JSON]) -> list[JSON]:
     return [p for p in pods if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
 
 
+def loading_since(pods: list[JSON]) -> datetime | None:
+    """When the longest-loading pod's server container started, of the pods whose server runs but is not yet
+    Ready: the time its model load began."""
+    starts = []
+    for pod in pods:
+        if (pod.get("metadata") or {}).get("deletionTimestamp"):
+            continue
+        for container in _containers(pod):
+            running = (container.get("state") or {}).get("running") or {}
+            started = parse_timestamp(running.get("startedAt"))
+            if container.get("name") == SERVER_CONTAINER and started is not None and not container.get("ready"):
+                starts.append(started)
+    return min(starts) if starts else None
+
+
 def carried(dep: JSON, revision: int) -> RevisionRecord | None:
     """The revision a Deployment says it runs, from its own labels and annotations."""
     meta = dep["metadata"]
@@ -163,6 +178,7 @@ def deployments(deps: list[JSON], pods: list[JSON], now: datetime | None = None)
             settled=(fresh and st.get("replicas", 0) == dep["spec"].get("replicas", 1)
                      and len(_live(pods_by_rev.get(rev, []))) <= dep["spec"].get("replicas", 1)),
             live_pods=len(_live(pods_by_rev.get(rev, []))),
+            loading_since=loading_since(_live(pods_by_rev.get(rev, []))),
             scale_down_at=parse_timestamp(ann.get(names.ANN_SCALE_DOWN_AT)),
             superseded_at=parse_timestamp(ann.get(names.ANN_SUPERSEDED_AT)),
             max_restarts=restarts,
