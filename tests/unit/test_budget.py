@@ -47,6 +47,7 @@ class Revision:
     starting: int = 0  # of those, made this tick: Ready at the next
     terminating: int = 0
     made: int = 0  # pods ever made
+    last_ready_at: Any = None  # when a pod of it last became Ready
     unobserved: bool = False  # its spec changed and the Deployment controller has not said so yet
     annotations: dict[str, str] = field(default_factory=dict)  # when it scales down, when it was superseded
 
@@ -58,6 +59,7 @@ class Cluster:
     records: dict[int, RevisionRecord] = field(default_factory=dict)
     status: ModelDeploymentStatus = field(default_factory=ModelDeploymentStatus)
     now: Any = NOW
+    router_weight: int | None = None  # what a mesh route carries to the canary, as the last plan set it
     most_pods: int = 0
     fewest_ready: int | None = None  # Ready pods of the serving revisions, once revision 1 served
 
@@ -72,12 +74,15 @@ class Cluster:
         ready = 0 if r.unobserved else r.ready
         return DeploymentFacts(revision=n, replicas=r.asked, ready_replicas=ready, available_replicas=ready,
                                live_pods=r.up + r.terminating, settled=r.up == r.asked and not r.terminating,
+                               last_ready_at=r.last_ready_at,
                                scale_down_at=rollout.parse_timestamp(r.annotations.get(names.ANN_SCALE_DOWN_AT)),
                                superseded_at=rollout.parse_timestamp(r.annotations.get(names.ANN_SUPERSEDED_AT)))
 
     def reconcile(self, raw: dict[str, Any]) -> rollout.Plan:
         seen = observed(*self.facts(), revisions=tuple(sorted(self.records.values(), key=lambda r: r.number)),
-                        now=self.now)
+                        now=self.now, router_weight=self.router_weight,
+                        # (EndpointSlices follow the pods' readiness, not the Deployment's count)
+                        ready_endpoints={"fraud": {n: r.ready for n, r in self.revisions.items()}})
         plan = rollout.plan(raw, self.status, seen, SETTINGS)
         self.take(plan)
         return plan
@@ -107,14 +112,16 @@ class Cluster:
             if ref.kind == "Deployment":
                 self.revisions.pop(int(ref.name.rsplit("-r", 1)[1]), None)
         self.status = plan.status
+        self.router_weight = plan.traffic.canary_weight if plan.traffic is not None else None
         self.count()
 
     def tick(self) -> None:
         self.now += timedelta(seconds=1)
         for n, r in self.revisions.items():
             r.terminating = 0
-            if n in self.healthy:
+            if n in self.healthy and r.starting:
                 r.ready += r.starting
+                r.last_ready_at = self.now
             r.starting = 0
         self.count()
 
@@ -235,3 +242,80 @@ def test_a_budget_with_a_mesh_route_needs_a_setweight_step(steps: list[dict[str,
     assert (plan.status.phase == Phase.FAILED) == refused, plan.status.message
     if refused:
         assert "maxSurge with trafficRouting needs a setWeight step" in (plan.status.message or "")
+
+
+HOLD_AT_67 = [{"setWeight": 67}, {"pause": {}}]
+
+
+@pytest.mark.parametrize("surge", [1, 2])
+@pytest.mark.parametrize("then", ["9", "7"], ids=["a-newer-version", "back-to-stable"])
+def test_a_canary_the_spec_moves_on_from_drains_without_costing_a_ready_pod(surge: int, then: str) -> None:
+    # Given revision 2 holds 2 of the 3 pods at 67% (revision 1 lent them), at an open pause
+    cluster = Cluster(healthy={1, 2, 3})
+    run(cluster, model("7", 3, surge, HOLD_AT_67), serving_one(1))
+    run(cluster, model("8", 3, surge, HOLD_AT_67),
+        lambda st: st.phase == Phase.PAUSED and cluster.revisions[2].ready == 2)
+    cluster.most_pods, cluster.fewest_ready = 0, None
+    # When the spec moves on to a newer version, or back to revision 1
+    goal = (lambda st: st.canary_revision == 3) if then == "9" else serving_one(1)
+    run(cluster, model(then, 3, surge, HOLD_AT_67), goal)
+    run(cluster, model(then, 3, surge, HOLD_AT_67), lambda st: cluster.revisions.get(2, Revision()).up == 0,
+        passes=20)
+    # Then revision 2's pods went only as others became Ready in their place, within the budget
+    assert cluster.fewest_ready is not None and cluster.fewest_ready >= 3
+    assert cluster.most_pods <= 3 + surge
+
+
+@pytest.mark.parametrize("steps", [None, [{"setWeight": 34}, {"pause": {"duration": "1s"}}]], ids=["plain", "canary"])
+def test_a_rollout_that_keeps_making_progress_is_not_failed_by_the_deadline(steps) -> None:
+    # 12 pods, one at a time: more start-ups than the 20 s deadline allows, each well within it
+    cluster = Cluster()
+    run(cluster, model("7", 12, 1, steps), serving_one(1))
+    run(cluster, model("8", 12, 1, steps), serving_one(2), passes=200)
+
+
+def test_a_single_pod_keeps_serving_beside_its_canary_when_the_budget_has_room() -> None:
+    cluster = Cluster()
+    steps = [{"setWeight": 34}, {"pause": {}}]
+    run(cluster, model("7", 1, 1, steps), serving_one(1))
+    run(cluster, model("8", 1, 1, steps), lambda st: st.phase == Phase.PAUSED and cluster.revisions[2].ready == 1)
+    assert (cluster.revisions[1].asked, cluster.revisions[2].asked) == (1, 1)
+    assert cluster.status.canary_weight == 50
+
+
+def test_a_revert_on_a_mesh_moves_the_route_with_the_pods_the_budget_lets_it_move() -> None:
+    # Steps are skipped for a revision that served before: a plain rollout, which on a mesh under a budget must
+    # not leave the route pointing at a revision whose pods it took away
+    block = {"maxSurge": 0, "scaleDownDelaySeconds": 5, "progressDeadlineSeconds": 20,
+             "steps": [{"setWeight": 50}, {"pause": {"duration": "1s"}}],
+             "trafficRouting": {"istio": {"virtualService": "fraud"}}}
+    cluster = Cluster()
+    run(cluster, spec("7", replicas=2, rollout=block), serving_one(1))
+    run(cluster, spec("8", replicas=2, rollout=block), serving_one(2))
+    run(cluster, spec("8", replicas=2, rollout=block), lambda st: cluster.revisions[1].up == 0, passes=10)
+    for _ in range(40):
+        plan = cluster.reconcile(spec("7", replicas=2, rollout=block))
+        assert plan.traffic is not None
+        # (`-stable` selects the stable revision's pods, `-canary` the canary's: each share must reach some)
+        st = plan.status
+        behind_stable = cluster.revisions[st.stable_revision].ready if st.stable_revision else 0
+        behind_canary = cluster.revisions[st.canary_revision].ready if st.canary_revision else 0
+        weight = plan.traffic.canary_weight
+        assert (weight < 100 or behind_canary > 0) and (weight > 0 or behind_stable > 0), \
+            (weight, behind_stable, behind_canary, st.message)
+        if serving_one(1)(cluster.status):
+            break
+        cluster.tick()
+    assert serving_one(1)(cluster.status), cluster.status.message
+
+
+def test_a_paused_rollout_within_a_budget_follows_the_autoscaler_within_it() -> None:
+    cluster = Cluster(healthy={1})  # revision 2's pods never get Ready: it stays in flight
+    run(cluster, model("7", 3, 1, None), serving_one(1))
+    cluster.reconcile(model("8", 3, 1, None))
+    cluster.tick()
+    paused = model("8", 6, 1, None)
+    paused["paused"] = True
+    plan = cluster.reconcile(paused)
+    assert plan.status.phase == Phase.PAUSED, plan.status.message
+    assert {n: r.asked for n, r in cluster.revisions.items()} == {1: 6, 2: 1}

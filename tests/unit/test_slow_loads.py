@@ -54,19 +54,27 @@ def test_a_startup_probe_is_sized_for_the_load_and_separate_from_readiness(runti
     assert c["readinessProbe"]["failureThreshold"] == 3  # readiness stays quick to react once loaded
 
 
-def pod(name: str, started: str, ready: bool, terminating: bool = False) -> dict[str, Any]:
+def pod(name: str, started: str, ready: bool, terminating: bool = False, restarted: bool = False) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": name}
     if terminating:
         meta["deletionTimestamp"] = "2025-06-01T12:00:00Z"
-    return {"metadata": meta, "status": {"containerStatuses": [
-        {"name": "server", "ready": ready, "restartCount": 0, "state": {"running": {"startedAt": started}}}]}}
+    # (a container restarted mid-load runs since later; the pod's start stays)
+    running = "2025-06-01T11:59:50Z" if restarted else started
+    server = {"name": "server", "ready": ready, "restartCount": int(restarted),
+              "state": {"running": {"startedAt": running}}}
+    return {"metadata": meta, "status": {"startTime": started, "containerStatuses": [server]}}
 
 
-def test_a_load_is_timed_from_the_longest_loading_pods_server_start() -> None:
-    pods = [pod("a", "2025-06-01T11:55:00Z", ready=True), pod("b", "2025-06-01T11:58:00Z", ready=False),
-            pod("c", "2025-06-01T11:59:00Z", ready=False), pod("d", "2025-06-01T11:50:00Z", False, terminating=True)]
+def test_a_load_is_timed_from_when_the_longest_loading_pod_started_on_its_node() -> None:
+    pods = [pod("a", "2025-06-01T11:55:00Z", ready=True), pod("b", "2025-06-01T11:58:00Z", False, restarted=True),
+            pod("c", "2025-06-01T11:59:00Z", ready=False), pod("d", "2025-06-01T11:50:00Z", False, terminating=True),
+            {"metadata": {"name": "e"}, "status": {"phase": "Pending"}}]  # waiting for a node: not loading
     assert loading_since(pods) == NOW - timedelta(minutes=2)
     assert loading_since(pods[:1]) is None
+    # (fetching the model, in the init container, is part of the load)
+    fetching = {"metadata": {"name": "f"}, "status": {"startTime": "2025-06-01T11:57:00Z", "initContainerStatuses": [
+        {"name": "storage-initializer", "ready": False, "state": {"running": {}}}]}}
+    assert loading_since([fetching]) == NOW - timedelta(minutes=3)
 
 
 @pytest.mark.parametrize(("seconds", "text"), [(0, "0s"), (59, "50s"), (60, "1m"), (185, "3m"), (3900, "1h5m")])

@@ -70,7 +70,7 @@ def test_after_the_warm_up_a_failing_run_rolls_the_canary_back() -> None:
     ended = warming(until=NOW - timedelta(seconds=1), runs=3)
     p = rollout.plan(raw(), canary(1, ended), seen(ready(1, 2), ready(2, 2), verdict=Verdict.FAIL), SETTINGS)
     assert p.status.phase == Phase.DEGRADED and p.status.canary_revision is None, p.status.message
-    assert "analysis failed 1 of 4 runs (failureLimit 0)" in (p.status.message or ""), p.status.message
+    assert "analysis failed 1 of 1 runs (failureLimit 0)" in (p.status.message or ""), p.status.message
 
 
 def test_after_the_warm_up_a_passing_run_lets_it_promote() -> None:
@@ -90,3 +90,20 @@ def test_a_crash_loop_during_the_warm_up_still_rolls_back() -> None:
     crashing = starting(2, replicas=2, ready=0, max_restarts=9, crashing_pod="fraud-r2-x")
     p = rollout.plan(raw(), canary(1, warming()), seen(ready(1, 2), crashing), SETTINGS)
     assert p.status.phase == Phase.DEGRADED and "crash-looping" in (p.status.message or ""), p.status.message
+
+
+MESH = {"istio": {"virtualService": "fraud"}}
+
+
+def test_with_a_mesh_the_warm_up_starts_when_the_route_carries_traffic_to_the_canary() -> None:
+    def plan(router_weight: int) -> Any:
+        raw = spec("8", replicas=4, rollout={"steps": STEPS, "analysis": ANALYSIS, "trafficRouting": MESH})
+        block = {"steps": STEPS, "analysis": ANALYSIS, "trafficRouting": MESH}
+        seen = observed(ready(1, 4), ready(2, 2), revisions=(record(1, "7", STABLE, replicas=4, rollout=block),
+                                                             record(2, "8", PROGRESSING, replicas=4, rollout=block)),
+                        ready_endpoints={"fraud": {1: 4, 2: 2}}, router_weight=router_weight)
+        return rollout.plan(raw, canary(0, weight=router_weight), seen, SETTINGS)
+
+    # Its pods are Ready behind the Services, but the route sends them nothing yet: no warm-up
+    assert (plan(0).status.analysis or AnalysisStatus(revision=2)).warmup_ends_at is None
+    assert plan(50).status.analysis is not None and plan(50).status.analysis.warmup_ends_at is not None

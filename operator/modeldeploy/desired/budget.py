@@ -20,23 +20,27 @@ from modeldeploy.desired.state import Pods, World
 
 
 def fit(world: World, planned: Mapping[int, Pods], first: tuple[int, ...]) -> dict[int, Pods]:
-    """The planned pods cut to the budget: `first` (the serving revision, then the rolling-out one) get theirs
-    before the others (newest first); none grows past the pods free now. Unchanged without a budget."""
+    """The planned pods cut to the budget: `first` (the serving revision, revisions draining while it is short,
+    then the rolling-out one) get theirs before the others (newest first); none grows past the pods free now.
+    Unchanged without a budget."""
     budget = world.budget
     if budget is None:
         return dict(planned)
     order = sorted(planned, key=lambda n: (first.index(n) if n in first else len(first), -n))
     holding = {n: world.holding(n) for n in world.obs.deployments}
-    left = budget  # shared out in priority order, by what each asks for (so a revision the serving one waits
-    # on to grow gives its pods up, rather than both waiting on each other)
+    # Shared out in priority order. A revision takes from what is left what it can start now; one that cannot
+    # start a pod for want of room claims one more, so those after it give a pod up (else both would wait on
+    # each other), but no more: their pods may be serving.
+    left = budget
     out: dict[int, Pods] = {}
     for number in order:
-        share = min(planned[number].replicas, max(0, left))
-        left -= share
+        asked = min(planned[number].replicas, max(0, left))
         now = world.pods(number)
-        if share > now:
-            share = now + max(0, min(share - now, budget - sum(holding.values())))
+        granted = asked
+        if asked > now:
+            granted = now + max(0, min(asked - now, budget - sum(holding.values())))
+        left -= granted if granted > now or asked <= now else min(asked, now + 1)
         f = world.facts(number)
-        holding[number] = max(share, f.live_pods if f else 0)
-        out[number] = replace(planned[number], replicas=share)
+        holding[number] = max(granted, f.live_pods if f else 0)
+        out[number] = replace(planned[number], replicas=granted)
     return out

@@ -56,7 +56,7 @@ def advance(world: World, p: Pass, state: RolloutState, t: int, stable: int) -> 
         # A person chose to go on: past a held failure the failed runs are forgiven (later ones count),
         # and past the last step no passing run is needed any more.
         if held_on_failure:
-            analysis = AnalysisStatus(revision=t)
+            analysis = AnalysisStatus(revision=t, warmup_ends_at=analysis.warmup_ends_at)
         if index >= len(steps):
             analysis = analysis.model_copy(update={"waived": True})
 
@@ -115,7 +115,7 @@ def advance(world: World, p: Pass, state: RolloutState, t: int, stable: int) -> 
         stable_pods = max(stable_pods, world.pods(stable))
     wake.append(next_analysis_in(world, analysis, started))
     if not held:
-        deadline = step_started + timedelta(seconds=spec.rollout.progress_deadline_seconds)
+        deadline = world.progress_since(t, step_started) + timedelta(seconds=spec.rollout.progress_deadline_seconds)
         wake.append((deadline - now).total_seconds())
     progress = f"revision {t} (model {rec.model_version}) at {weight}%"
     if analysis.runs:
@@ -160,8 +160,12 @@ def split(world: World, t: int, total: int, index: int, weight: int) -> tuple[in
     if surge is None:
         return stable, canary
     # Stable gives a pod up only once its replacement is Ready behind the Service, so clients never see fewer.
-    return weights.budgeted_split(total, surge, canary, world.ready_behind_service(t),
-                                  keeps_all=world.router != "replicas", has=world.pods(t))
+    stable, canary = weights.budgeted_split(total, surge, canary, world.ready_behind_service(t),
+                                            keeps_all=world.router != "replicas", has=world.pods(t))
+    if world.router == "replicas" and weight < 100:
+        # As without a budget, stable keeps a pod until the canary takes all the traffic, when there is room.
+        stable = max(stable, min(1, total + surge - canary))
+    return stable, canary
 
 
 def within_budget(world: World) -> str:
@@ -226,11 +230,12 @@ def canary_failure(world: World, analysis: AnalysisStatus, t: int, index: int, s
     if analysis.failed > failure_limit:
         worst = "; ".join(f"{m.metric}={number(m.value)} ({m.message})" for m in analysis.measurements
                           if m.verdict == Verdict.FAIL)
-        return (f"analysis failed {analysis.failed} of {analysis.runs} runs (failureLimit {failure_limit}): "
+        return (f"analysis failed {analysis.failed} of {analysis.runs - analysis.warmup_runs} runs "
+                f"(failureLimit {failure_limit}): "
                 f"{worst or 'see status.analysis'}")
     # A held rollout waits on a person, not on the canary: no deadline then.
     waits_on_something = not held and (index >= len(steps) or steps[index].pause is None)
-    elapsed = (world.now - step_started).total_seconds()
+    elapsed = (world.now - world.progress_since(t, step_started)).total_seconds()
     deadline = spec.rollout.progress_deadline_seconds
     loading = world.loading(t)
     if loading is not None and loading[0] < loading[1]:
@@ -246,7 +251,7 @@ def record_analysis(world: World, state: RolloutState, t: int, fresh: bool) -> A
     revision (the canary changed since it was taken) is discarded, never counted for this one."""
     old = state.analysis
     a = old if (old is not None and old.revision == t and not fresh) else AnalysisStatus(revision=t)
-    a = warm_up(world, a, t)
+    a = warm_up(world, a, t, 0 if fresh or state.step is None else state.step)
     run = world.obs.measurements
     if run is None or world.obs.measured_revision != t:
         return a
@@ -259,14 +264,20 @@ def record_analysis(world: World, state: RolloutState, t: int, fresh: bool) -> A
     return fold_warm_up(a, run, at) if ends is not None and at < ends else fold(a, run, at)
 
 
-def warm_up(world: World, analysis: AnalysisStatus, t: int) -> AnalysisStatus:
-    """Start the canary's warm-up (rollout.analysis.warmup) when its first pods are Ready behind the Service,
-    once per revision: what it serves from then is what the warm-up leaves out of the verdict. (Seen a pass
-    late at worst, so the warm-up ends late, never early.)"""
+def warm_up(world: World, analysis: AnalysisStatus, t: int, index: int) -> AnalysisStatus:
+    """Start the canary's warm-up (rollout.analysis.warmup) when it first gets requests, once per revision:
+    with the replicas router when its first pods are Ready behind the Service, with a mesh when the route
+    carries a weight to it (or a pre-traffic analysis step's runs reach its Ready pods). What it serves from
+    then is what the warm-up leaves out of the verdict. (Seen a pass late at worst, so the warm-up ends late,
+    never early.)"""
     block = world.spec.rollout.analysis
     if block is None or block.warmup is None or analysis.warmup_ends_at is not None:
         return analysis
-    if world.ready_behind_service(t) == 0:
+    if world.router == "replicas":
+        serving = world.ready_behind_service(t) > 0
+    else:
+        serving = (world.obs.router_weight or 0) > 0 or (pre_traffic(world, index) and world.ready(t) > 0)
+    if not serving:
         return analysis
     ends = world.now + timedelta(seconds=parse_duration(block.warmup.duration))
     return analysis.model_copy(update={"warmup_ends_at": timestamp(ends)})

@@ -68,7 +68,7 @@ def failure(world: World, t: int, size: int, started: datetime) -> str | None:
     crashing = f.crash_loop(world.settings.crash_restart_limit) if f is not None else None
     if crashing:
         return crashing
-    elapsed = (world.now - started).total_seconds()
+    elapsed = (world.now - world.progress_since(t, started)).total_seconds()
     deadline = world.spec.rollout.progress_deadline_seconds
     loading = world.loading(t)
     if loading is not None and loading[0] < loading[1]:

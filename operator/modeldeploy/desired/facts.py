@@ -39,6 +39,8 @@ class DeploymentFacts:
     # When the longest-loading of its pods started its model server, whose readiness has not yet answered (the
     # model is loading); None when no pod is loading.
     loading_since: datetime | None = None
+    # When one of its pods last became Ready: progress, for a rollout that a pod budget paces one pod at a time.
+    last_ready_at: datetime | None = None
     scale_down_at: datetime | None = None
     superseded_at: datetime | None = None  # when it stopped serving (see names.ANN_SUPERSEDED_AT)
     max_restarts: int = 0  # the highest container restart count of its pods

@@ -109,6 +109,20 @@ class World:
         f = self.facts(number)
         return max(f.replicas, f.live_pods) if f else 0
 
+    def progress_since(self, number: int, since: datetime) -> datetime:
+        """Where a revision's progress deadline counts from: `since` (the rollout's or the step's start), or,
+        within a pod budget, when one of its pods last became Ready, if later. A budget brings pods up a few at a
+        time, so the whole rollout may rightly take many deadlines; what it must not do is stop moving."""
+        f = self.facts(number)
+        if self.budget is None or f is None or f.last_ready_at is None:
+            return since
+        return max(since, f.last_ready_at)
+
+    def ready_endpoints(self, number: int) -> int:
+        """A revision's Ready endpoints behind `<md>`; the Deployment's Ready pods before the Service has any."""
+        behind = self.obs.ready_endpoints.get(self.obs.name)
+        return self.ready(number) if behind is None else behind.get(number, 0)
+
     def ready_behind_service(self, number: int) -> int:
         """A revision's Ready pods that `<md>` sends requests to: what its EndpointSlices count (they trail the
         pods' readiness), at most the Deployment's count; the Deployment's alone before the Service has any."""
@@ -129,8 +143,8 @@ class World:
         the startup budget (runtime.startup, a preset's default), at least progressDeadlineSeconds; None while
         no pod loads."""
         f = self.facts(number)
-        if f is None or f.loading_since is None:
-            return None
+        if f is None or f.loading_since is None or f.stuck:
+            return None  # (pods that cannot start without a change are not loading)
         startup = resolve(self.spec.runtime).startup
         budget = max(self.spec.rollout.progress_deadline_seconds, startup.timeout_seconds if startup else 0)
         return max(0.0, (self.now - f.loading_since).total_seconds()), float(budget)

@@ -148,7 +148,8 @@ def hold(world: World, p: Pass, state: RolloutState, t: int, stable: int) -> Mov
     return Move(p, stable, t, Phase.PAUSED, "Paused",
                 f"revision {t} (model {rec.model_version}) held at {world.ready(t)} ready pods; "
                 f"revision {stable} serves ({how})",
-                pods={t: world.pods(t), stable: world.size if world.budget is None else world.pods(stable)})
+                pods={t: world.pods(t), stable: world.size if world.budget is None
+                      else max(0, min(world.size, world.budget - world.pods(t)))})
 
 
 def settle(world: World, p: Pass, state: RolloutState, t: int, stable: int | None) -> Move:
@@ -202,12 +203,20 @@ def progress(world: World, p: Pass, state: RolloutState, t: int, stable: int) ->
     started = (state.started if state.canary == t else None) or world.now
     ready = world.ready(t)
     surge = world.spec.rollout.max_surge
+    weight = 0
     if surge is None:
         pods = {t: size, stable: size}
     else:
         stable_pods, new_pods = weights.budgeted_split(size, surge, size, world.ready_behind_service(t),
                                                        keeps_all=False, has=world.pods(t))
         pods = {t: new_pods, stable: stable_pods}
+        if world.router != "replicas":
+            # (a revert or `rollback --to-revision`, which skip the steps) A mesh route sends what it carries
+            # to `<md>-stable` alone: it follows the Ready pods, as the replicas router's Service does.
+            # (What is Ready behind the Services: a Deployment's own count reads 0 for a moment after each
+            # change of its spec, and a weight from that could send every request to a revision with no pods.)
+            weight = weights.effective_weight(world.ready_endpoints(stable), world.ready_endpoints(t)) \
+                if world.ready_endpoints(stable) + world.ready_endpoints(t) else 0 if world.pods(stable) else 100
     f = world.facts(t)
     # A crash loop fails it even while all its pods happen to be Ready between two crashes; a deadline only while
     # they are not (an operator back after a long outage does not roll back what became Ready).
@@ -219,11 +228,11 @@ def progress(world: World, p: Pass, state: RolloutState, t: int, stable: int) ->
     why = failure(world, t, size, started)
     if why is not None:
         return roll_back(world, p, t, stable, why, started=started, held_pods=pods)
-    deadline = started + timedelta(seconds=world.spec.rollout.progress_deadline_seconds)
+    deadline = world.progress_since(t, started) + timedelta(seconds=world.spec.rollout.progress_deadline_seconds)
     return Move(p, stable, t, Phase.PROGRESSING, PODS_STUCK if world.stuck(t) else "RollingOut",
                 f"revision {t} (model {rec.model_version}): {world.readiness(t, size)}"
                 f"{canary.within_budget(world)}; revision {stable} serves until then",
-                pods=pods, started=started,
+                pods=pods, started=started, weight=weight,
                 wake=((deadline - world.now).total_seconds(), *world.loading_wake(t), *load_ends(world, t)))
 
 
@@ -294,7 +303,8 @@ def size_fleet(world: World, move: Move) -> tuple[Fleet, list[float]]:
     for number, count in sorted(drains.items()):
         if number in ledger:  # one with no record (made before Deployments said what they run) is left as is
             deployments[number] = Pods(count)
-    deployments = budget.fit(world, deployments, tuple(n for n in (serving, move.canary) if n is not None))
+    first = (serving, *sorted(drains, key=lambda n: -world.ready(n)), move.canary)
+    deployments = budget.fit(world, deployments, tuple(n for n in first if n is not None))
     kept = frozenset(keep | set(drains))
     delete = tuple(n for n in world.obs.deployments if n not in kept)
     return Fleet(deployments=deployments, kept=kept, delete=delete, serving=serving), wake

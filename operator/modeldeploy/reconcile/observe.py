@@ -124,18 +124,28 @@ def _live(pods: list[JSON]) -> list[JSON]:
 
 
 def loading_since(pods: list[JSON]) -> datetime | None:
-    """When the longest-loading pod's server container started, of the pods whose server runs but is not yet
-    Ready: the time its model load began."""
+    """When the longest-loading pod started on its node, of the pods whose server is not yet Ready: fetching
+    and loading the model take from then (a container restart does not start the clock again; the time spent
+    waiting for a node does not count)."""
     starts = []
     for pod in pods:
-        if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        st = pod.get("status") or {}
+        started = parse_timestamp(st.get("startTime"))
+        if (pod.get("metadata") or {}).get("deletionTimestamp") or started is None:
             continue
-        for container in _containers(pod):
-            running = (container.get("state") or {}).get("running") or {}
-            started = parse_timestamp(running.get("startedAt"))
-            if container.get("name") == SERVER_CONTAINER and started is not None and not container.get("ready"):
-                starts.append(started)
+        server = next((c for c in _containers(pod) if c.get("name") == SERVER_CONTAINER), {})
+        if not server.get("ready"):
+            starts.append(started)
     return min(starts) if starts else None
+
+
+def last_ready_at(pods: list[JSON]) -> datetime | None:
+    """When the last of the Ready pods became Ready (their Ready condition's transition)."""
+    times = [parse_timestamp(c.get("lastTransitionTime")) for pod in pods
+             for c in (pod.get("status") or {}).get("conditions") or []
+             if c.get("type") == "Ready" and c.get("status") == "True"]
+    known = [t for t in times if t is not None]
+    return max(known) if known else None
 
 
 def carried(dep: JSON, revision: int) -> RevisionRecord | None:
@@ -179,6 +189,7 @@ def deployments(deps: list[JSON], pods: list[JSON], now: datetime | None = None)
                      and len(_live(pods_by_rev.get(rev, []))) <= dep["spec"].get("replicas", 1)),
             live_pods=len(_live(pods_by_rev.get(rev, []))),
             loading_since=loading_since(_live(pods_by_rev.get(rev, []))),
+            last_ready_at=last_ready_at(_live(pods_by_rev.get(rev, []))),
             scale_down_at=parse_timestamp(ann.get(names.ANN_SCALE_DOWN_AT)),
             superseded_at=parse_timestamp(ann.get(names.ANN_SUPERSEDED_AT)),
             max_restarts=restarts,
