@@ -109,7 +109,7 @@ def test_a_load_within_its_startup_budget_is_not_failed_by_the_progress_deadline
     # Past the startup budget it is failed, as without one
     p = first(601)
     assert p.status.phase == Phase.DEGRADED, p.status.message
-    assert "loading model for 10m, past its startup budget of 10m" in (p.status.message or ""), p.status.message
+    assert "loading model for 10m1s, past its startup budget of 10m" in (p.status.message or ""), p.status.message
 
 
 def rolling(loaded_for: float, steps: list[dict[str, Any]] | None = None) -> rollout.Plan:
@@ -133,3 +133,13 @@ def test_a_new_revision_that_still_loads_is_not_rolled_back_until_its_budget_is_
     assert "loading model (5m of up to 10m)" in (p.status.message or ""), p.status.message
     p = rolling(601, steps)
     assert p.status.phase == Phase.DEGRADED and p.status.canary_revision is None, p.status.message
+
+
+def test_a_load_that_just_ended_is_progress_though_the_deployment_has_not_counted_it_yet() -> None:
+    # The pods' server became Ready a second ago (no pod loads any more); the Deployment still says 0 Ready
+    block = {"progressDeadlineSeconds": 5}
+    seen = observed(starting(1, ready=0, last_ready_at=NOW - timedelta(seconds=1)),
+                    revisions=(record(1, "7", PROGRESSING, runtime=PRESET, rollout=block),))
+    p = rollout.plan(spec("7", runtime=PRESET, rollout=block), status(Phase.PENDING, reason="Deploying",
+                                                                      started_ago=13), seen, SETTINGS)
+    assert p.status.phase == Phase.PENDING, p.status.message

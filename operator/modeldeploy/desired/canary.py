@@ -273,10 +273,14 @@ def warm_up(world: World, analysis: AnalysisStatus, t: int, index: int) -> Analy
     block = world.spec.rollout.analysis
     if block is None or block.warmup is None or analysis.warmup_ends_at is not None:
         return analysis
+    # (The same readings the served weight comes from, so the pass that first writes a weight above 0, on which
+    # the first run is started, has started the warm-up too, and every run is told when it ends.)
     if world.router == "replicas":
-        serving = world.ready_behind_service(t) > 0
+        serving = world.ready_endpoints(t) > 0
     else:
-        serving = (world.obs.router_weight or 0) > 0 or (pre_traffic(world, index) and world.ready(t) > 0)
+        behind_canary = world.obs.ready_endpoints.get(f"{world.obs.name}-canary", {}).get(t, 0)
+        serving = (world.obs.router_weight or 0) > 0 or (pre_traffic(world, index) and
+                                                         max(behind_canary, world.ready(t)) > 0)
     if not serving:
         return analysis
     ends = world.now + timedelta(seconds=parse_duration(block.warmup.duration))

@@ -111,10 +111,14 @@ class World:
 
     def progress_since(self, number: int, since: datetime) -> datetime:
         """Where a revision's progress deadline counts from: `since` (the rollout's or the step's start), or,
-        within a pod budget, when one of its pods last became Ready, if later. A budget brings pods up a few at a
-        time, so the whole rollout may rightly take many deadlines; what it must not do is stop moving."""
+        within a pod budget or with a startup probe, when one of its pods last became Ready, if later. A budget
+        brings pods up a few at a time, and slow loads end one by one, so the whole rollout may rightly take many
+        deadlines; what it must not do is stop moving. (And a pod whose load just ended is Ready before its
+        Deployment counts it so.)"""
         f = self.facts(number)
-        if self.budget is None or f is None or f.last_ready_at is None:
+        if f is None or f.last_ready_at is None:
+            return since
+        if self.budget is None and resolve(self.spec.runtime).startup is None:
             return since
         return max(since, f.last_ready_at)
 
@@ -172,7 +176,7 @@ class World:
 def loading_text(loaded: float, budget: float) -> str:
     """`loading model (3m of up to 10m)`, or that it has loaded for longer than it may."""
     if loaded >= budget:
-        return f"loading model for {span(loaded)}, past its startup budget of {exact(budget)}"
+        return f"loading model for {exact(loaded)}, past its startup budget of {exact(budget)}"
     return f"loading model ({span(loaded)} of up to {exact(budget)})"
 
 
