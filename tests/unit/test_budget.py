@@ -319,3 +319,4 @@ def test_a_paused_rollout_within_a_budget_follows_the_autoscaler_within_it() -> 
     plan = cluster.reconcile(paused)
     assert plan.status.phase == Phase.PAUSED, plan.status.message
     assert {n: r.asked for n, r in cluster.revisions.items()} == {1: 6, 2: 1}
+

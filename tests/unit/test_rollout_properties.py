@@ -40,11 +40,15 @@ IMAGE = "registry.example/sklearn-server:1.4"
 TEMPLATES = [("7", IMAGE), ("8", IMAGE), ("8", f"{IMAGE}-patched")]
 
 
-def raw_spec(template: int, replicas: int, paused: bool, auto_rollback: bool, history_limit: int) -> dict[str, Any]:
+def raw_spec(template: int, replicas: int, paused: bool, auto_rollback: bool, history_limit: int,
+             surge: int | None = None) -> dict[str, Any]:
     version, image = TEMPLATES[template]
+    block: dict[str, Any] = {"autoRollback": auto_rollback, "progressDeadlineSeconds": 600,
+                             "scaleDownDelaySeconds": 30}
+    if surge is not None:
+        block["maxSurge"] = surge
     return {"model": {"uri": f"s3://models/fraud/v{version}", "version": version}, "runtime": {"image": image},
-            "replicas": replicas, "paused": paused, "revisionHistoryLimit": history_limit,
-            "rollout": {"autoRollback": auto_rollback, "progressDeadlineSeconds": 600, "scaleDownDelaySeconds": 30}}
+            "replicas": replicas, "paused": paused, "revisionHistoryLimit": history_limit, "rollout": block}
 
 
 def hash_of(template: int) -> str:
@@ -85,6 +89,7 @@ class World:
     behaviours: tuple[str, ...] = ("healthy",) * len(TEMPLATES)  # per template
     auto_rollback: bool = True
     history_limit: int = 10
+    surge: int | None = None  # rollout.maxSurge
     now: datetime = START
     generation: int = 1
     template: int = 0
@@ -100,7 +105,8 @@ class World:
     steps: list[Step] = field(default_factory=list)
 
     def spec(self) -> dict[str, Any]:
-        return raw_spec(self.template, self.replicas, self.paused, self.auto_rollback, self.history_limit)
+        return raw_spec(self.template, self.replicas, self.paused, self.auto_rollback, self.history_limit,
+                        self.surge)
 
     def edit(self, **fields: Any) -> None:
         """A `kubectl apply`: a changed spec bumps metadata.generation."""
@@ -218,16 +224,19 @@ class Scenario:
     behaviours: tuple[str, ...] = ("healthy",) * len(TEMPLATES)  # per template, see World.tick
     auto_rollback: bool = True
     history_limit: int = 10
+    surge: int | None = None
 
 
 def scenarios(auto_rollback: st.SearchStrategy[bool] | None = None,
-              history_limit: st.SearchStrategy[int] | None = None) -> st.SearchStrategy[Scenario]:
+              history_limit: st.SearchStrategy[int] | None = None,
+              surge: st.SearchStrategy[int | None] | None = None) -> st.SearchStrategy[Scenario]:
     # Most templates start fine, so that most histories get as far as promotions and rollbacks.
     behaviour = st.sampled_from(["healthy", *BEHAVIOURS])
     return st.builds(Scenario, history=histories,
                      behaviours=st.tuples(*(behaviour for _ in TEMPLATES)),
                      auto_rollback=st.booleans() if auto_rollback is None else auto_rollback,
-                     history_limit=st.just(10) if history_limit is None else history_limit)
+                     history_limit=st.just(10) if history_limit is None else history_limit,
+                     surge=st.just(None) if surge is None else surge)
 
 
 def simulate(sc: Scenario, on_event: Callable[[World], None] | None = None) -> list[Step]:
@@ -235,7 +244,8 @@ def simulate(sc: Scenario, on_event: Callable[[World], None] | None = None) -> l
 
     on_event(world) runs after each of those reconciles, e.g. to check what more passes would do.
     """
-    world = World(behaviours=sc.behaviours, auto_rollback=sc.auto_rollback, history_limit=sc.history_limit)
+    world = World(behaviours=sc.behaviours, auto_rollback=sc.auto_rollback, history_limit=sc.history_limit,
+                  surge=sc.surge)
     world.reconcile()
     for what in sc.history:
         kind = what[0]
@@ -397,3 +407,43 @@ def test_reconciles_settle_to_zero_writes(sc: Scenario) -> None:
         assert again.events == []
 
     simulate(sc, on_event=settles)
+
+
+# -- within a pod budget (rollout.maxSurge; tests/unit/test_budget.py runs it against pods that lag) ----------
+
+BUDGETS = st.sampled_from([0, 1, 2])
+
+
+@settings(deadline=None)
+@given(sc=scenarios(surge=BUDGETS))
+def test_no_plan_asks_for_more_pods_than_the_budget(sc: Any) -> None:
+    for step in simulate(sc):
+        assert sum(planned_replicas(step.plan).values()) <= step.desired + sc.surge, step.plan.status.message
+
+
+@settings(deadline=None)
+@given(sc=scenarios(surge=BUDGETS))
+def test_within_a_budget_reconciles_still_settle_to_zero_writes(sc: Any) -> None:
+    # Within some passes, not one: a budget frees one pod at a time and a revision grows only into pods seen
+    # gone, so replacing N pods in place takes about N passes (each woken, in a cluster, by a pod's deletion);
+    # and status counts the replicas Deployments have, one pass behind a resize. What this catches is a plan
+    # that flaps and never settles.
+    def settles(world: World) -> None:
+        for _ in range(2 * world.replicas + 3):
+            world.reconcile()
+            again = rollout.plan(world.spec(), world.status, world.observe(), SETTINGS)
+            if not world.writes(again) and not again.events:
+                return
+        raise AssertionError(f"still writing after {2 * world.replicas + 3} passes: {world.writes(again)}, "
+                             f"{world.status.message}")
+
+    simulate(sc, on_event=settles)
+
+
+@settings(deadline=None)
+@given(sc=scenarios(surge=BUDGETS))
+def test_within_a_budget_the_spec_s_template_is_served_or_rolling_out_unless_paused_or_degraded(sc: Any) -> None:
+    for step in simulate(sc):
+        st_ = step.plan.status
+        if st_.phase in (Phase.HEALTHY, Phase.PROGRESSING):
+            assert st_.stable_revision is not None or st_.canary_revision is not None, st_.message
