@@ -14,6 +14,7 @@ from modeldeploy.api.crd import build_crd, render, to_structural
 from modeldeploy.api.spec import (
     BUDGET_NEEDS_STEPS,
     ENV_NAME_PATTERN,
+    HEADER_ROUTE_NEEDS_A_MESH,
     LABEL_VALUE_PATTERN,
     PRE_TRAFFIC_REFUSED,
     PROVIDER_OR_ADDRESS,
@@ -21,6 +22,7 @@ from modeldeploy.api.spec import (
     QUALIFIED_NAME_RULE,
     QUANTITY_PATTERN,
     RESERVED_KEYS_MESSAGE,
+    STEP_KINDS,
     TOLERATION_RULES,
 )
 
@@ -90,10 +92,10 @@ EXPECTED_CEL = {
     ".spec.runtime.env[]": ["MODEL_DIR and MODEL_VERSION are set by the operator (where the model is, its "
                             "version); use another name"],
     ".spec.template.metadata": [RESERVED_KEYS_MESSAGE, RESERVED_KEYS_MESSAGE],
-    ".spec.rollout": [PRE_TRAFFIC_REFUSED, BUDGET_NEEDS_STEPS],
+    ".spec.rollout": [PRE_TRAFFIC_REFUSED, BUDGET_NEEDS_STEPS, HEADER_ROUTE_NEEDS_A_MESH],
     ".spec.runtime": ["set exactly one of runtime.image or runtime.preset"],
     ".spec.autoscaling": ["autoscaling.minReplicas must not exceed maxReplicas"],
-    ".spec.rollout.steps[]": ["each rollout step sets exactly one of setWeight, pause, analysis"],
+    ".spec.rollout.steps[]": [STEP_KINDS],
     ".spec.rollout.trafficRouting": ["trafficRouting takes exactly one of replicas, gatewayAPI, istio"],
     ".spec.rollout.analysis.metrics[]": ["each metric takes exactly one of prometheus or webhook",
                                          "a prometheus metric needs a thresholdRange"],

@@ -41,6 +41,9 @@ NOTES: dict[str, str] = {
     "spec.rollout.steps[].setWeight": "Send this percentage of traffic to the canary, and wait until the canary "
                                       "pods are Ready and the router carries the weight",
     "spec.rollout.steps[].pause": "Wait: for `duration`, or without one until `kubectl modeldeploy promote`",
+    "spec.rollout.steps[].setHeaderRoute": "Send requests with these headers to the canary whatever its weight, "
+                                            "from this step until the rollout ends (mesh routers only)",
+    "spec.rollout.steps[].setHeaderRoute.match": "Headers a request must all carry, each with this exact value",
     "spec.rollout.steps[].analysis": "Wait for an analysis run that passes, taken after this step began; "
                                      "passes at once when analysis has no metrics",
     "spec.rollout.trafficRouting": "How traffic is split between stable and canary; absent means replicas",

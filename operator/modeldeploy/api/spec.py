@@ -289,22 +289,44 @@ class AnalysisStep(_Model):
     """Run the rollout's analysis block now and gate on its verdict."""
 
 
+# An HTTP header name (a token, RFC 9110).
+HEADER_NAME_PATTERN = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"
+
+
+class HeaderMatch(_Model):
+    name: Annotated[str, Field(pattern=HEADER_NAME_PATTERN, max_length=256, description="The header's name")]
+    value: Annotated[str, Field(min_length=1, max_length=4096, description="Its value, matched exactly")]
+
+
+class HeaderRoute(_Model):
+    """Requests carrying all these headers go to the canary whatever its weight (testers reaching it on
+    purpose), from this step until the rollout ends."""
+
+    # A list-map: the API server refuses two entries for one header.
+    match: Annotated[list[HeaderMatch], Field(min_length=1, max_length=8, json_schema_extra={
+        "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]})]
+
+
+STEP_KINDS = "each rollout step sets exactly one of setWeight, pause, analysis, setHeaderRoute"
+
+
 class Step(_Model):
-    """One rollout step: exactly one of setWeight, pause, analysis."""
+    """One rollout step: exactly one of setWeight, pause, analysis, setHeaderRoute."""
 
     model_config = ConfigDict(json_schema_extra=_cel(
-        ("[has(self.setWeight), has(self.pause), has(self.analysis)].filter(x, x).size() == 1",
-         "each rollout step sets exactly one of setWeight, pause, analysis"),
+        ("[has(self.setWeight), has(self.pause), has(self.analysis), has(self.setHeaderRoute)]"
+         ".filter(x, x).size() == 1", STEP_KINDS),
     ))
 
     set_weight: Annotated[int | None, Field(ge=0, le=100)] = None
     pause: Pause | None = None
     analysis: AnalysisStep | None = None
+    set_header_route: HeaderRoute | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> Step:
-        if sum(x is not None for x in (self.set_weight, self.pause, self.analysis)) != 1:
-            raise ValueError("each rollout step sets exactly one of setWeight, pause, analysis")
+        if sum(x is not None for x in (self.set_weight, self.pause, self.analysis, self.set_header_route)) != 1:
+            raise ValueError(STEP_KINDS)
         return self
 
 
@@ -431,6 +453,10 @@ BUDGET_NEEDS_STEPS = ("maxSurge with trafficRouting needs a setWeight step: with
                       "setWeight steps, or leave maxSurge unset")
 
 
+HEADER_ROUTE_NEEDS_A_MESH = ("setHeaderRoute needs trafficRouting gatewayAPI or istio: the replicas router "
+                             "has one Service and cannot route by header")
+
+
 class Rollout(_Model):
     model_config = ConfigDict(json_schema_extra=_cel(
         ("!has(self.steps) || (has(self.trafficRouting) && (has(self.trafficRouting.gatewayAPI) || "
@@ -439,6 +465,8 @@ class Rollout(_Model):
         ("!has(self.maxSurge) || !has(self.trafficRouting) || !(has(self.trafficRouting.gatewayAPI) || "
          "has(self.trafficRouting.istio)) || (has(self.steps) && self.steps.exists(s, has(s.setWeight)))",
          BUDGET_NEEDS_STEPS),
+        ("!has(self.steps) || !self.steps.exists(s, has(s.setHeaderRoute)) || (has(self.trafficRouting) && "
+         "(has(self.trafficRouting.gatewayAPI) || has(self.trafficRouting.istio)))", HEADER_ROUTE_NEEDS_A_MESH),
     ))
 
     steps: Annotated[list[Step] | None, Field(max_length=50)] = None
@@ -454,6 +482,9 @@ class Rollout(_Model):
     @model_validator(mode="after")
     def _pre_traffic_needs_a_mesh(self) -> Rollout:
         routing = self.traffic_routing
+        mesh = bool(routing and (routing.gateway_api or routing.istio))
+        if not mesh and any(s.set_header_route is not None for s in self.steps or []):
+            raise ValueError(HEADER_ROUTE_NEEDS_A_MESH)
         if routing and (routing.gateway_api or routing.istio):
             if self.max_surge is not None and not any(s.set_weight is not None for s in self.steps or []):
                 raise ValueError(BUDGET_NEEDS_STEPS)

@@ -33,6 +33,8 @@ class Traffic:
     stable_service: str
     canary_service: str
     canary_weight: int
+    # Requests with all these headers (name, exact value) go to the canary whatever the weight; () for none.
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass

@@ -182,12 +182,22 @@ def unbounded_split(world: World, t: int, total: int, index: int, weight: int) -
     if world.router == "replicas":
         return weights.replicas_split(total, weight, world.ready(t))
     stable, canary = weights.mesh_split(total, weight)
-    if weight == 0 and pre_traffic(world, index):
-        # Judged before it gets traffic: pods enough for the first weight it will take, at weight 0.
+    if weight == 0 and (pre_traffic(world, index) or header_route(world, index)):
+        # Judged before it gets traffic, or reached by header alone: pods enough for the first weight it will
+        # take, at weight 0.
         steps = world.spec.rollout.steps or []
         first = next((s.set_weight for s in steps[index:] if s.set_weight), 0)
         canary = max(1, weights.canary_pods(total, first))
     return stable, canary
+
+
+def header_route(world: World, index: int) -> tuple[tuple[str, str], ...]:
+    """The headers that send requests to the canary: the latest setHeaderRoute step passed (one that is passed
+    stays until the rollout ends); () when none is."""
+    for step in reversed((world.spec.rollout.steps or [])[:index]):
+        if step.set_header_route is not None:
+            return tuple((m.name, m.value) for m in step.set_header_route.match)
+    return ()
 
 
 def pre_traffic(world: World, index: int) -> bool:

@@ -23,6 +23,7 @@ from modeldeploy.api.status import ManagedRoute, ModelDeploymentStatus
 from modeldeploy.desired import requests, scaling, service, weights, workload
 from modeldeploy.desired.actions import Event, Plan, Ref, Traffic
 from modeldeploy.desired.analysis import analysis_due
+from modeldeploy.desired.canary import header_route
 from modeldeploy.desired.clock import parse_timestamp, timestamp
 from modeldeploy.desired.conditions import conditions
 from modeldeploy.desired.facts import Observed
@@ -75,7 +76,7 @@ def build(world: World, old: ModelDeploymentStatus, d: Decision) -> Plan:
                          and move.pass_.ledger.records[n].outcome == Outcome.FAILED.value
                          for n, pods in fleet.deployments.items() if n in move.pass_.ledger.records)
     services(world, fleet.serving, move.canary, failed_leaving, out)
-    route = traffic(world, old, move.canary, move.weight, out)
+    route = traffic(world, old, move.canary, move.weight, move.position.index if move.position else None, out)
     scaling_objects(world, out)
     history(world, d, out)
     out.status = status(world, old, d, route)
@@ -117,7 +118,7 @@ def services(world: World, serving: int, canary: int | None, failed_leaving: boo
         out.delete.append(Ref("v1", "Service", f"{name}-canary"))
 
 
-def traffic(world: World, old: ModelDeploymentStatus, canary: int | None, weight: int,
+def traffic(world: World, old: ModelDeploymentStatus, canary: int | None, weight: int, index: int | None,
             out: Plan) -> ManagedRoute | None:
     """The weights a mesh route should carry, and the route the operator now manages (None without a mesh)."""
     routing = world.spec.rollout.traffic_routing
@@ -128,7 +129,8 @@ def traffic(world: World, old: ModelDeploymentStatus, canary: int | None, weight
         assert block is not None
         config = block.model_dump(by_alias=True, exclude_none=True, mode="json")
         out.traffic = Traffic(world.router, config, f"{name}-stable", f"{name}-canary",
-                              weight if canary is not None else 0)
+                              weight if canary is not None else 0,
+                              header_route(world, index) if canary is not None and index is not None else ())
         route = ManagedRoute(router=world.router, config=config)
     if old.route is not None and old.route != route:
         # The spec names another route, or none: the one it named gets its own backends back.

@@ -55,10 +55,10 @@ def apply_weight(kube: Kube, namespace: str, traffic: Traffic | None) -> None:
         return
     r = router(traffic.router, kube, namespace, traffic.config, traffic.stable_service, traffic.canary_service)
     with _explained(traffic.router):
-        if r.verify(traffic.canary_weight):
-            return
-        log.info("%s: canary weight %s%% on %s", namespace, traffic.canary_weight, traffic.router)
-        r.set_weight(traffic.canary_weight)
+        if not r.verify(traffic.canary_weight):
+            log.info("%s: canary weight %s%% on %s", namespace, traffic.canary_weight, traffic.router)
+            r.set_weight(traffic.canary_weight)
+        r.set_header_route(list(traffic.headers))
 
 
 def release(kube: Kube, namespace: str, traffic: Traffic | None) -> None:

@@ -26,6 +26,10 @@ class TrafficRouter(Protocol):
         """Does the object carry this weight? None when this router cannot tell."""
         ...
 
+    def set_header_route(self, headers: list[tuple[str, str]]) -> None:
+        """Send requests with all these headers (name, exact value) to the canary; none: take that route off."""
+        ...
+
     def finalize(self) -> None:
         """Remove what it manages: all traffic to stable, the canary backend gone."""
         ...

@@ -41,10 +41,14 @@ class IstioRouter:
     def _vs(self) -> JSON | None:
         return self.kube.get(API_VERSION, "VirtualService", self.namespace, self.name)
 
+    @property
+    def header_route_name(self) -> str:
+        return f"{self.canary}-header-route"
+
     def _lists(self, vs: JSON) -> list[Backends]:
         lists = [Backends(f"/spec/http/{i}/route", http.get("route") or [])
                  for i, http in enumerate(vs["spec"].get("http") or [])
-                 if not self.only or http.get("name") in self.only]
+                 if (not self.only or http.get("name") in self.only) and http.get("name") != self.header_route_name]
         ours = [b for b in lists if any(self._is_stable(d) or self._is_canary(d) for d in b.entries)]
         if not ours:
             raise RouterError(f"VirtualService {self.namespace}/{self.name} has no http route to host {self.stable}"
@@ -80,9 +84,33 @@ class IstioRouter:
     def verify(self, canary_weight: int) -> bool | None:
         return self.get_weight() == canary_weight
 
+    def set_header_route(self, headers: list[tuple[str, str]]) -> None:
+        vs = self._existing()
+        http = vs["spec"].get("http") or []
+        at = next((i for i, h in enumerate(http) if h.get("name") == self.header_route_name), None)
+        wanted: JSON | None = None
+        if headers:
+            stable = next(d for b in self._lists(vs) for d in b.entries if self._is_stable(d))
+            # First: Istio takes the first http route that matches.
+            wanted = {"name": self.header_route_name,
+                      "match": [{"headers": {name: {"exact": value} for name, value in headers}}],
+                      "route": [{"destination": {**stable["destination"], "host": self.canary}}]}
+        if (http[at] if at is not None else None) == wanted:
+            return
+        ops: list[JSON] = [{"op": "test", "path": "/metadata/resourceVersion",
+                            "value": vs["metadata"]["resourceVersion"]}]
+        if at is not None:
+            ops.append({"op": "remove", "path": f"/spec/http/{at}"})
+        if wanted is not None:
+            ops.append({"op": "add", "path": "/spec/http/0", "value": wanted})
+        self.kube.json_patch(API_VERSION, "VirtualService", self.namespace, self.name, ops)
+
     def finalize(self) -> None:
         vs = self._vs()
         if vs is None:
             return
         ops = finalize_ops(vs["metadata"]["resourceVersion"], self._lists(vs), self._is_stable, self._is_canary)
+        http = vs["spec"].get("http") or []
+        ops += [{"op": "remove", "path": f"/spec/http/{i}"} for i in reversed(range(len(http)))
+                if http[i].get("name") == self.header_route_name]
         self.kube.json_patch(API_VERSION, "VirtualService", self.namespace, self.name, ops)
