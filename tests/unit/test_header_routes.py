@@ -48,11 +48,17 @@ def routers(kube: Stored, kind: str) -> Any:
     return IstioRouter(kube, "risk", {"virtualService": "fraud-vs"}, "fraud-stable", "fraud-canary")
 
 
-def test_gateway_api_gets_a_rule_per_user_match_narrowed_by_the_headers() -> None:
-    kube = Stored(ROUTES["httproute"])
-    r = routers(kube, "httproute")
-    r.set_weight(0)
+def with_header_route(kind: str, weight: int) -> tuple[Stored, Any]:
+    """The user's route, the canary at `weight` and the header route set on it."""
+    kube = Stored(ROUTES[kind])
+    r = routers(kube, kind)
+    r.set_weight(weight)
     r.set_header_route(HEADERS)
+    return kube, r
+
+
+def test_gateway_api_gets_a_rule_per_user_match_narrowed_by_the_headers() -> None:
+    kube, r = with_header_route("httproute", 0)
     rules = kube.obj["spec"]["rules"]
     assert rules[-1] == {"matches": [{"path": {"type": "PathPrefix", "value": "/v2/models"},
                                       "headers": [{"type": "Exact", "name": "x-canary", "value": "testers"}]}],
@@ -65,10 +71,7 @@ def test_gateway_api_gets_a_rule_per_user_match_narrowed_by_the_headers() -> Non
 
 @pytest.mark.parametrize("kind", ["httproute", "virtualservice"])
 def test_a_header_route_is_written_once_changed_in_place_and_taken_off(kind: str) -> None:
-    kube = Stored(ROUTES[kind])
-    r = routers(kube, kind)
-    r.set_weight(0)
-    r.set_header_route(HEADERS)
+    kube, r = with_header_route(kind, 0)
     once = copy.deepcopy(kube.obj)
     r.set_header_route(HEADERS)
     assert kube.obj == once  # nothing to change: no write
@@ -80,10 +83,7 @@ def test_a_header_route_is_written_once_changed_in_place_and_taken_off(kind: str
 
 
 def test_istio_puts_the_header_route_first() -> None:
-    kube = Stored(ROUTES["virtualservice"])
-    r = routers(kube, "virtualservice")
-    r.set_weight(10)
-    r.set_header_route(HEADERS)
+    kube, r = with_header_route("virtualservice", 10)
     first, rest = kube.obj["spec"]["http"][0], kube.obj["spec"]["http"][1:]
     assert first == {"name": "fraud-canary-header-route", "match": [{"headers": {"x-canary": {"exact": "testers"}}}],
                      "route": [{"destination": {"host": "fraud-canary", "port": {"number": 80}}}]}
@@ -92,10 +92,7 @@ def test_istio_puts_the_header_route_first() -> None:
 
 @pytest.mark.parametrize("kind", ["httproute", "virtualservice"])
 def test_finalize_takes_the_header_route_off_with_the_canary_backend(kind: str) -> None:
-    kube = Stored(ROUTES[kind])
-    r = routers(kube, kind)
-    r.set_weight(50)
-    r.set_header_route(HEADERS)
+    kube, r = with_header_route(kind, 50)
     r.finalize()
     assert "fraud-canary" not in str(kube.obj["spec"])
 
