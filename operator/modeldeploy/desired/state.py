@@ -130,8 +130,7 @@ class World:
     def ready_behind_service(self, number: int) -> int:
         """A revision's Ready pods that `<md>` sends requests to: what its EndpointSlices count (they trail the
         pods' readiness), at most the Deployment's count; the Deployment's alone before the Service has any."""
-        behind = self.obs.ready_endpoints.get(self.obs.name)
-        return self.ready(number) if behind is None else min(self.ready(number), behind.get(number, 0))
+        return min(self.ready(number), self.ready_endpoints(number))
 
     def ready(self, number: int) -> int:
         f = self.facts(number)
