@@ -72,8 +72,8 @@ def failure(world: World, t: int, size: int, started: datetime) -> str | None:
     deadline = world.spec.rollout.progress_deadline_seconds
     loading = world.loading(t)
     if loading is not None and loading[0] < loading[1]:
-        # The deadline counts from when the model began to load, and a load may take its startup budget: time
-        # spent before it (waiting for a node, pulling an image) does not eat into it.
+        # The deadline counts from when the load began (the pod's start on its node), and a load may take its
+        # startup budget: time spent waiting for a node does not eat into it.
         return None
     if elapsed >= deadline:
         return f"{world.readiness(t, size)} after {int(elapsed)}s (progressDeadlineSeconds {deadline})"

@@ -213,10 +213,7 @@ def progress(world: World, p: Pass, state: RolloutState, t: int, stable: int) ->
         if world.router != "replicas":
             # (a revert or `rollback --to-revision`, which skip the steps) A mesh route sends what it carries
             # to `<md>-stable` alone: it follows the Ready pods, as the replicas router's Service does.
-            # (What is Ready behind the Services: a Deployment's own count reads 0 for a moment after each
-            # change of its spec, and a weight from that could send every request to a revision with no pods.)
-            weight = weights.effective_weight(world.ready_endpoints(stable), world.ready_endpoints(t)) \
-                if world.ready_endpoints(stable) + world.ready_endpoints(t) else 0 if world.pods(stable) else 100
+            weight = ready_share(world, stable, t)
     f = world.facts(t)
     # A crash loop fails it even while all its pods happen to be Ready between two crashes; a deadline only while
     # they are not (an operator back after a long outage does not roll back what became Ready).
@@ -234,6 +231,16 @@ def progress(world: World, p: Pass, state: RolloutState, t: int, stable: int) ->
                 f"{canary.within_budget(world)}; revision {stable} serves until then",
                 pods=pods, started=started, weight=weight,
                 wake=((deadline - world.now).total_seconds(), *world.loading_wake(t), *load_ends(world, t)))
+
+
+def ready_share(world: World, stable: int, t: int) -> int:
+    """The share of the Ready endpoints that are t's, in percent. (Endpoints, not the Deployments' counts: those
+    read 0 for a moment after each change of a spec, and a weight from that could send every request to a
+    revision with no pods.) With none Ready at all, whichever revision still has pods."""
+    old, new = world.ready_endpoints(stable), world.ready_endpoints(t)
+    if old + new:
+        return weights.effective_weight(old, new)
+    return 0 if world.pods(stable) else 100
 
 
 def load_ends(world: World, t: int) -> tuple[float, ...]:

@@ -175,6 +175,7 @@ def deployments(deps: list[JSON], pods: list[JSON], now: datetime | None = None)
         rev = _revision_of(dep)
         if rev is None or dep["metadata"].get("deletionTimestamp"):
             continue
+        live = _live(pods_by_rev.get(rev, []))
         st = dep.get("status", {})
         restarts, crashing, exit_text = _restarts(pods_by_rev.get(rev, []), now)
         ann = dep["metadata"].get("annotations") or {}
@@ -186,16 +187,16 @@ def deployments(deps: list[JSON], pods: list[JSON], now: datetime | None = None)
             ready_replicas=min(st.get("readyReplicas", 0), st.get("updatedReplicas", 0)) if fresh else 0,
             available_replicas=st.get("availableReplicas", 0),
             settled=(fresh and st.get("replicas", 0) == dep["spec"].get("replicas", 1)
-                     and len(_live(pods_by_rev.get(rev, []))) <= dep["spec"].get("replicas", 1)),
-            live_pods=len(_live(pods_by_rev.get(rev, []))),
-            loading_since=loading_since(_live(pods_by_rev.get(rev, []))),
-            last_ready_at=last_ready_at(_live(pods_by_rev.get(rev, []))),
+                     and len(live) <= dep["spec"].get("replicas", 1)),
+            live_pods=len(live),
+            loading_since=loading_since(live),
+            last_ready_at=last_ready_at(live),
             scale_down_at=parse_timestamp(ann.get(names.ANN_SCALE_DOWN_AT)),
             superseded_at=parse_timestamp(ann.get(names.ANN_SUPERSEDED_AT)),
             max_restarts=restarts,
             crashing_pod=crashing,
             crash_exit=exit_text,
-            stuck=stuck(dep, _live(pods_by_rev.get(rev, []))),
+            stuck=stuck(dep, live),
             carried=carried(dep, rev),
         )
     return out
