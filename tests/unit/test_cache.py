@@ -264,3 +264,35 @@ def test_a_late_deletion_of_an_earlier_object_of_the_same_name_leaves_the_newer_
     # (its own deletion does remove it)
     assert cache.seen("Service", "DELETED", obj("fraud-canary", 60, kind="Service")) is True
     assert cache.get("Service", NS, "fraud-canary") == (True, None)
+
+
+def test_a_spec_applied_during_a_status_write_wakes_its_model_though_its_watch_event_is_then_old():
+    # Given a model the cache holds at generation 1
+    cache = Cache(Clock())
+    cache.seen(names.KIND, "ADDED", md(5))
+    # When the answer to the operator's status write shows generation 2, applied after the reconcile read it
+    cache.answered(md(8, generation=2, status={"phase": "Healthy"}))
+    # Then the apply's own watch event (7) and the write's echo (8) are not news ...
+    assert not cache.seen(names.KIND, "MODIFIED", md(7, generation=2))
+    assert not cache.seen(names.KIND, "MODIFIED", md(8, generation=2, status={"phase": "Healthy"}))
+    # ... so the answer marked the model for another reconcile, once
+    assert cache.take_woken(NS, "fraud")
+    assert not cache.take_woken(NS, "fraud")
+
+
+def test_the_answer_to_a_status_write_alone_wakes_nothing():
+    cache = Cache(Clock())
+    cache.seen(names.KIND, "ADDED", md(5))
+    cache.answered(md(6, status={"phase": "Healthy"}))
+    cache.answered(obj("fraud-r1", 9, spec={"replicas": 2}))  # first learnt of from its own creation
+    cache.answered(obj("fraud-r1", 10, spec={"replicas": 3}))  # a scale: the operator's own change
+    assert not cache.take_woken(NS, "fraud")
+
+
+def test_a_childs_status_changed_by_its_controller_before_the_operators_write_wakes_its_model():
+    cache = Cache(Clock())
+    cache.seen("Deployment", "ADDED", obj("fraud-r2", 5, status={"readyReplicas": 1}))
+    # The Deployment controller counted a second Ready pod (rv 6); the operator's patch (rv 7) answers with it
+    cache.answered(obj("fraud-r2", 7, status={"readyReplicas": 2}))
+    assert not cache.seen("Deployment", "MODIFIED", obj("fraud-r2", 6, status={"readyReplicas": 2}))
+    assert cache.take_woken(NS, "fraud")

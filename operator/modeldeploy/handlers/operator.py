@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import kopf
@@ -67,7 +68,13 @@ def make_memo(kube: Kube, settings: Settings, peering: Peering | None = None,
         _, md = cache.get(names.KIND, namespace, name)
         urgency = priority(md, runs.finished((namespace, name)))
         failing = memo.queue.failing(namespace, name)
-        return await workers.run(urgency, lambda: reconcile(kube, namespace, name, settings, runs, failing=failing))
+        cache.take_woken(namespace, name)  # this reconcile reads whatever an earlier answer showed
+        result = await workers.run(urgency, lambda: reconcile(kube, namespace, name, settings, runs,
+                                                              failing=failing))
+        if cache.take_woken(namespace, name):
+            # A write's answer showed a change this reconcile did not plan on, whose watch event is no longer news.
+            result = replace(result, requeue_after=0)
+        return result
 
     def observe(key: Key, result: Result | None, error: BaseException | None) -> None:
         if error is not None or result is None:

@@ -84,6 +84,15 @@ def essence(kind: str, obj: JSON) -> str:
                        meta.get("deletionTimestamp")], sort_keys=True, separators=(",", ":"))
 
 
+def _changed_unseen(kind: str, old: _Entry, new: _Entry) -> bool:
+    """Does a write's answer show more than the operator's own change? Of a ModelDeployment the operator writes
+    only its status (and a finalizer), so a new essence is someone else's; of a child it never writes the
+    status, so a new status is its controller's."""
+    if kind == names.KIND:
+        return old.essence != new.essence
+    return bool(old.object().get("status") != new.object().get("status"))
+
+
 @dataclass(frozen=True, slots=True)
 class _Entry:
     version: int
@@ -112,6 +121,7 @@ class Cache:
         self._tombstones: dict[str, dict[Ref, tuple[int, float]]] = {kind: {} for kind in KINDS}
         self._listed: dict[tuple[str, str], float] = {}  # (kind, namespace) -> when it was last listed
         self._last_initial: dict[str, float] = {}
+        self._woken: set[Ref] = set()  # ModelDeployments an answer showed a change of (see answered)
         self.relists = 0  # watch listings noticed after the first one of each kind
         self.events: Counter[str] = Counter()  # watch events received, by kind
 
@@ -153,11 +163,31 @@ class Cache:
             return old is not None or event_type is not None
 
     def answered(self, obj: JSON | None) -> None:
-        """The API server's answer to a write or a GET: the object as it now is."""
+        """The API server's answer to a write or a GET: the object as it now is.
+
+        An answer can carry what someone else changed after the reconcile that wrote had read its view: a spec
+        applied meanwhile (a status write answers with the whole ModelDeployment), a Deployment's status that
+        its controller updated. The watch events of those changes then arrive older than the view held, so
+        they are not news, and nothing else may come to wake the ModelDeployment: it is marked for another
+        reconcile instead (see take_woken). (Found in CI: a spec applied during a status write sat unobserved.)"""
         kind = (obj or {}).get("kind")
         if obj and kind in KINDS:
             with self._lock:
+                ref = _ref(obj)
+                old = self._objects[str(kind)].get(ref)
                 self._put(str(kind), obj)
+                new = self._objects[str(kind)].get(ref)
+                if old is not None and new is not None and new is not old and _changed_unseen(str(kind), old, new):
+                    self._woken.add((ref[0], ref[1] if kind == names.KIND else new.owner))
+
+    def take_woken(self, namespace: str, name: str) -> bool:
+        """Did an answer show a change of this ModelDeployment's (or a child's) that no watch event will report?
+        Clears the mark."""
+        with self._lock:
+            if (namespace, name) in self._woken:
+                self._woken.discard((namespace, name))
+                return True
+            return False
 
     def deleted(self, kind: str, namespace: str, name: str) -> None:
         """The operator deleted it (in the background: it is gone at once, only its dependents linger)."""
