@@ -21,8 +21,9 @@ def test_a_spec_applied_while_the_operator_writes_status_is_rolled_out(cluster, 
                                                                        tmp_path):
     proxy = ApiProxy(cluster.kubeconfig, tmp_path)
     proxy.fault = lambda call: Fault(lag=LAG) if call.watch and "/modeldeployments" in call.path else None
+    op = None
     try:
-        start_operator("--allow-inline-analysis-urls", kubeconfig=proxy.kubeconfig)
+        op = start_operator("--allow-inline-analysis-urls", kubeconfig=proxy.kubeconfig)
         apply(cluster, manifest(namespace, version="1", replicas=1))
         wait_phase(cluster, namespace, "Healthy", stableRevision=1, timeout=60)
         # Given a request the operator answers in status alone (a misspelt one: it is reported), and a new
@@ -37,4 +38,6 @@ def test_a_spec_applied_while_the_operator_writes_status_is_rolled_out(cluster, 
         assert (st["modelVersion"], st["observedGeneration"]) == ("2", 2), st
         assert proxy.injected, "the proxy held back no watch event"
     finally:
+        if op is not None:
+            op.stop()  # first: the proxy waits for the watches it relays to end
         proxy.close()
