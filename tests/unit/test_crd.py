@@ -12,6 +12,7 @@ import yaml
 from modeldeploy.api import names, reference
 from modeldeploy.api.crd import build_crd, render, to_structural
 from modeldeploy.api.spec import (
+    BAKE_NEEDS_STEPS,
     BUDGET_NEEDS_STEPS,
     ENV_NAME_PATTERN,
     HEADER_ROUTE_NEEDS_A_MESH,
@@ -92,7 +93,7 @@ EXPECTED_CEL = {
     ".spec.runtime.env[]": ["MODEL_DIR and MODEL_VERSION are set by the operator (where the model is, its "
                             "version); use another name"],
     ".spec.template.metadata": [RESERVED_KEYS_MESSAGE, RESERVED_KEYS_MESSAGE],
-    ".spec.rollout": [PRE_TRAFFIC_REFUSED, BUDGET_NEEDS_STEPS, HEADER_ROUTE_NEEDS_A_MESH],
+    ".spec.rollout": [PRE_TRAFFIC_REFUSED, BUDGET_NEEDS_STEPS, HEADER_ROUTE_NEEDS_A_MESH, BAKE_NEEDS_STEPS],
     ".spec.runtime": ["set exactly one of runtime.image or runtime.preset"],
     ".spec.autoscaling": ["autoscaling.minReplicas must not exceed maxReplicas"],
     ".spec.rollout.steps[]": [STEP_KINDS],

@@ -98,6 +98,10 @@ NOTES: dict[str, str] = {
                              "so the GPUs or other extended resources they request. 0 replaces pods in place: "
                              "one serving pod goes before each new one comes, so one pod fewer serves meanwhile. "
                              "Unset: no bound; a new revision starts at full size beside the serving one",
+    "spec.rollout.bake": "A bake period: once every step has passed and the canary serves 100% with all its pods "
+                         "Ready, it goes on being judged (analysis runs, crash loops, `abort`) for a duration "
+                         "while the previous revision keeps its pods, serving nothing; a failure rolls back to "
+                         "those warm pods at once, and the end of the bake promotes. `promote` ends it early",
     "spec.revisionHistoryLimit": "ControllerRevisions kept for `history` and `rollback --to-revision`",
     "spec.paused": "Hold rollouts: a new revision does not start, one in flight stays where it is",
     "status.observedGeneration": "The metadata.generation this status was computed from",
@@ -115,6 +119,7 @@ NOTES: dict[str, str] = {
     "status.modelVersion": "spec.model.version of the stable revision",
     "status.rolloutStartedAt": "When the current rollout started (RFC 3339)",
     "status.stepStartedAt": "When the current canary step started (RFC 3339)",
+    "status.bakeStartedAt": "When the bake period began (RFC 3339): the canary reached 100% with all its pods Ready",
     "status.analysis": "Analysis of the revision rolling out (runs while it has canary traffic)",
     "status.analysis.revision": "The revision these runs judge",
     "status.analysis.runs": "Analysis runs taken",

@@ -425,6 +425,13 @@ class Warmup(_Model):
         "How long after the canary's first pods are Ready its analysis runs count for nothing, e.g. 2m"))]
 
 
+class Bake(_Model):
+    """A time after promotion's 100% during which the previous revision stays warm to roll back to."""
+
+    duration: Annotated[str, Field(pattern=DURATION_PATTERN, max_length=32, description=(
+        "How long the canary serves 100% under analysis before it becomes stable, e.g. 10m"))]
+
+
 class Analysis(_Model):
     interval: Annotated[str, Field(pattern=DURATION_PATTERN)] = "30s"
     warmup: Warmup | None = None
@@ -453,6 +460,10 @@ BUDGET_NEEDS_STEPS = ("maxSurge with trafficRouting needs a setWeight step: with
                       "setWeight steps, or leave maxSurge unset")
 
 
+BAKE_NEEDS_STEPS = ("bake needs canary steps: it is the time after a canary reaches 100% and before it becomes "
+                    "stable; add rollout.steps, or leave bake unset")
+
+
 HEADER_ROUTE_NEEDS_A_MESH = ("setHeaderRoute needs trafficRouting gatewayAPI or istio: the replicas router "
                              "has one Service and cannot route by header")
 
@@ -467,6 +478,7 @@ class Rollout(_Model):
          BUDGET_NEEDS_STEPS),
         ("!has(self.steps) || !self.steps.exists(s, has(s.setHeaderRoute)) || (has(self.trafficRouting) && "
          "(has(self.trafficRouting.gatewayAPI) || has(self.trafficRouting.istio)))", HEADER_ROUTE_NEEDS_A_MESH),
+        ("!has(self.bake) || (has(self.steps) && size(self.steps) > 0)", BAKE_NEEDS_STEPS),
     ))
 
     steps: Annotated[list[Step] | None, Field(max_length=50)] = None
@@ -478,9 +490,12 @@ class Rollout(_Model):
     # Unset: a new revision runs beside the serving one at its full size (capacity never drops, but a rollout
     # may hold twice the pods, and so twice the GPUs).
     max_surge: Annotated[int | None, Field(ge=0, le=1000)] = None
+    bake: Bake | None = None
 
     @model_validator(mode="after")
-    def _pre_traffic_needs_a_mesh(self) -> Rollout:
+    def _combinations(self) -> Rollout:
+        if self.bake is not None and not self.steps:
+            raise ValueError(BAKE_NEEDS_STEPS)
         routing = self.traffic_routing
         mesh = bool(routing and (routing.gateway_api or routing.istio))
         if not mesh and any(s.set_header_route is not None for s in self.steps or []):

@@ -110,6 +110,7 @@ class ModelDeploymentStatus(_Model):
     model_version: str | None = None
     rollout_started_at: str | None = None
     step_started_at: str | None = None
+    bake_started_at: str | None = None  # rollout.bake: when the canary reached 100% with every pod Ready
     analysis: AnalysisStatus | None = None
     rollback: RollbackOverride | None = None
     # Taken off (its canary backend removed) when the spec names another route or router, or the ModelDeployment

@@ -42,6 +42,7 @@ def advance(world: World, p: Pass, state: RolloutState, t: int, stable: int) -> 
         analysis = analysis.model_copy(update={"inconclusive_streak": 0})
     unclear = analysis.inconclusive_streak > limit
     held = world.held or unclear
+    baking_since = None if fresh else state.bake_started
 
     # A held rollout keeps promote requests for when it resumes: nothing moves while held.
     if asked.promote_full and not held:
@@ -60,7 +61,7 @@ def advance(world: World, p: Pass, state: RolloutState, t: int, stable: int) -> 
         if index >= len(steps):
             analysis = analysis.model_copy(update={"waived": True})
 
-    failure = canary_failure(world, analysis, t, index, steps, step_started, held)
+    failure = canary_failure(world, analysis, t, index, steps, step_started, held or baking_since is not None)
     if failure is not None:
         return roll_back(world, p, t, stable, failure, weight=weight, position=Position(index, step_started),
                          started=started, analysis=analysis)
@@ -99,22 +100,40 @@ def advance(world: World, p: Pass, state: RolloutState, t: int, stable: int) -> 
         # Every step passed, but no analysis run has: the weight stays until one does.
         waiting = "waiting for a passing analysis run before promotion (none has passed yet)"
     elif index >= len(steps) and not held:
-        # Every step passed: the canary takes all of the traffic, then becomes stable.
+        # Every step passed: the canary takes all of the traffic, then (after a bake period, if any) becomes stable.
         weight = 100
         f = world.facts(t)
-        if f is not None and f.replicas >= total and world.ready(t) >= total and \
-                weight_reached(world, t, total, index, weight):
+        all_ready = f is not None and f.replicas >= total and world.ready(t) >= total and \
+            weight_reached(world, t, total, index, weight)
+        bake = spec.rollout.bake
+        if bake is None or analysis.waived:
+            baking_since = None  # none asked for, or a person promoted: its evidence is not wanted
+        elif baking_since is None and all_ready:
+            baking_since = now
+        bake_ends = baking_since + timedelta(seconds=parse_duration(bake.duration)) \
+            if bake is not None and baking_since is not None else None
+        if all_ready and (bake_ends is None or now >= bake_ends):
             return promote(world, p, t, stable, total, analysis)
-        waiting = f"promoting: {world.readiness(t, total)}"
+        if bake_ends is not None and now < bake_ends:
+            waiting = f"baking until {timestamp(bake_ends)}; revision {stable} keeps its pods to roll back to"
+            if not all_ready:
+                waiting += f"; {world.readiness(t, total)}"
+            wake.append((bake_ends - now).total_seconds())
+        else:
+            waiting = f"promoting: {world.readiness(t, total)}"
         wake.extend(route_poll(world))
 
     stable_pods, canary_pods = split(world, t, total, index, weight)
-    if index >= len(steps) and not held and world.budget is None:
+    if baking_since is not None:
+        # Baking: stable serves nothing but comes back to its full size (within a pod budget, what the canary leaves
+        # of it), so a rollback finds every pod it needs warm.
+        stable_pods = total if world.budget is None else max(0, min(total, world.budget - canary_pods))
+    elif index >= len(steps) and not held and world.budget is None:
         # Stable keeps what it has until promotion; the scale-down delay then applies. (Within a pod budget it
         # gives them up as the canary's pods become Ready, like at any other weight.)
         stable_pods = max(stable_pods, world.pods(stable))
     wake.append(next_analysis_in(world, analysis, started))
-    if not held:
+    if not held and baking_since is None:
         deadline = world.progress_since(t, step_started) + timedelta(seconds=spec.rollout.progress_deadline_seconds)
         wake.append((deadline - now).total_seconds())
     progress = f"revision {t} (model {rec.model_version}) at {weight}%"
@@ -139,12 +158,13 @@ def advance(world: World, p: Pass, state: RolloutState, t: int, stable: int) -> 
     else:
         step_text = f"step {min(index, len(steps)) + 1}/{len(steps)}" if index < len(steps) else "final"
         phase = Phase.PAUSED if waiting.startswith("paused until") else Phase.PROGRESSING
-        reason = "Paused" if phase == Phase.PAUSED else PODS_STUCK if world.stuck(t) else "Canary"
+        reason = "Paused" if phase == Phase.PAUSED else PODS_STUCK if world.stuck(t) else \
+            "Baking" if baking_since is not None and waiting.startswith("baking") else "Canary"
         message = f"{progress} ({step_text}: {waiting})"
     # While held the step clock is off; it starts again on resume.
     return Move(p, stable, t, phase, reason, message, pods={t: canary_pods, stable: stable_pods},
                 wake=tuple(wake), position=Position(index, None if held else step_started), weight=weight,
-                started=started, analysis=analysis)
+                started=started, analysis=analysis, bake_started=baking_since)
 
 
 def evidence_missing(world: World, analysis: AnalysisStatus) -> bool:
@@ -229,8 +249,9 @@ def weight_reached(world: World, t: int, total: int, index: int, weight: int) ->
 
 
 def canary_failure(world: World, analysis: AnalysisStatus, t: int, index: int, steps: list[Step],
-                   step_started: datetime, held: bool) -> str | None:
-    """Pod health, analysis and deadlines, with numbers; None while the canary may still pass."""
+                   step_started: datetime, waiting: bool) -> str | None:
+    """Pod health, analysis and deadlines, with numbers; None while the canary may still pass. `waiting`: it
+    waits on a person or a clock (held, or baking), so no progress deadline runs."""
     spec = world.spec
     f = world.facts(t)
     crashing = f.crash_loop(world.settings.crash_restart_limit) if f is not None else None
@@ -243,8 +264,8 @@ def canary_failure(world: World, analysis: AnalysisStatus, t: int, index: int, s
         return (f"analysis failed {analysis.failed} of {analysis.runs - analysis.warmup_runs} runs "
                 f"(failureLimit {failure_limit}): "
                 f"{worst or 'see status.analysis'}")
-    # A held rollout waits on a person, not on the canary: no deadline then.
-    waits_on_something = not held and (index >= len(steps) or steps[index].pause is None)
+    # A held rollout waits on a person, not on the canary, and a bake on its clock: no deadline then.
+    waits_on_something = not waiting and (index >= len(steps) or steps[index].pause is None)
     elapsed = (world.now - world.progress_since(t, step_started)).total_seconds()
     deadline = spec.rollout.progress_deadline_seconds
     loading = world.loading(t)

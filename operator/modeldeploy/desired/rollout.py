@@ -75,7 +75,7 @@ def build(world: World, old: ModelDeploymentStatus, d: Decision) -> Plan:
     failed_leaving = any(n != fleet.serving and pods.replicas
                          and move.pass_.ledger.records[n].outcome == Outcome.FAILED.value
                          for n, pods in fleet.deployments.items() if n in move.pass_.ledger.records)
-    services(world, fleet.serving, move.canary, failed_leaving, out)
+    services(world, fleet.serving, move.canary, failed_leaving, out, baking=move.bake_started is not None)
     route = traffic(world, old, move.canary, move.weight, move.position.index if move.position else None, out)
     scaling_objects(world, out)
     history(world, d, out)
@@ -93,7 +93,8 @@ def spec_of(world: World, d: Decision, number: int) -> ModelDeploymentSpec:
     })
 
 
-def services(world: World, serving: int, canary: int | None, failed_leaving: bool, out: Plan) -> None:
+def services(world: World, serving: int, canary: int | None, failed_leaving: bool, out: Plan,
+             baking: bool = False) -> None:
     name, owner = world.obs.name, world.owner
     # While a canary runs, `<md>` selects every revision's pods (the replicas router's split is their share). When
     # another revision comes to serve (a promotion, a revert mid-canary that gives the stable revision back the
@@ -105,9 +106,11 @@ def services(world: World, serving: int, canary: int | None, failed_leaving: boo
     # fewer pods serve for a while, but no client gets the failed model's answers. (A Service selector cannot
     # leave out one revision alone.) A canary the spec moved on from, or one aborted by hand, judged by no
     # verdict, drains as above, so capacity holds.
+    # (A bake period: the canary has every pod Ready and serves alone; the stable revision's pods stay warm
+    # behind `<md>-stable` only, for a rollback without a cold start.)
     settled = failed_leaving or world.obs.client_selects == serving or world.ready(serving) >= world.size
     every = canary is not None or not settled
-    out.apply.append(service.service(owner, name, None if every else serving))
+    out.apply.append(service.service(owner, name, canary if baking else None if every else serving))
     out.apply.append(service.service(owner, f"{name}-stable", serving))
     if world.spec.rollout.steps and (canary is not None or world.router != "replicas"):
         # A mesh route names it, so it is kept between rollouts (on the stable pods, at weight 0) and the route
@@ -198,6 +201,7 @@ def status(world: World, old: ModelDeploymentStatus, d: Decision, route: Managed
         step_weight=move.weight if at else None,
         current_step_index=at.index if at else None,
         step_started_at=timestamp(at.step_started) if at and at.step_started else None,
+        bake_started_at=timestamp(move.bake_started) if move.bake_started else None,
         analysis=analysis if analysis and (analysis.runs or analysis.waived or analysis.warmup_ends_at) else None,
         rollback=move.pass_.override,
         route=route,

@@ -40,6 +40,7 @@ class RolloutState:
     canary_weight: int | None = None  # the share the canary served
     step_started: datetime | None = None
     started: datetime | None = None  # when this revision's rollout began
+    bake_started: datetime | None = None  # when its bake period began (rollout.bake)
     analysis: AnalysisStatus | None = None
     override: RollbackOverride | None = None  # `rollback --to-revision` in force
     handled: Mapping[str, str] = field(default_factory=dict)  # request tokens carried out
@@ -49,7 +50,8 @@ class RolloutState:
         return cls(phase=status.phase, reason=ready_reason(status), stable=status.stable_revision,
                    canary=status.canary_revision, step=status.current_step_index, step_weight=status.step_weight,
                    canary_weight=status.canary_weight, step_started=parse_timestamp(status.step_started_at),
-                   started=parse_timestamp(status.rollout_started_at), analysis=status.analysis,
+                   started=parse_timestamp(status.rollout_started_at),
+                   bake_started=parse_timestamp(status.bake_started_at), analysis=status.analysis,
                    override=status.rollback, handled=dict(status.handled_requests))
 
 
@@ -240,6 +242,8 @@ class Move:
     weight: int = 0  # the canary's traffic weight
     started: datetime | None = None  # rolloutStartedAt to record
     analysis: AnalysisStatus | None = None
+    # Baking since then (rollout.bake): the canary alone serves, the stable revision keeps its pods warm.
+    bake_started: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,127 @@
+"""rollout.bake: after its last step the canary serves 100% under analysis for a while before it becomes stable,
+and the previous revision keeps its pods warm, serving nothing, so a failure then rolls back without a cold
+start."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from modeldeploy.api import names
+from modeldeploy.api.spec import BAKE_NEEDS_STEPS, ModelDeploymentSpec
+from modeldeploy.api.status import AnalysisStatus, Measurement, ModelDeploymentStatus, Phase, Verdict
+from modeldeploy.desired import requests, rollout
+from planning import (MD, NOW, PROGRESSING, SETTINGS, STABLE, manifests, observed, ready, record, replicas, spec,
+                      starting, status)
+
+STEPS = [{"setWeight": 50}, {"analysis": {}}]
+ANALYSIS = {"interval": "10s", "failureLimit": 0, "metrics": [
+    {"name": "errors", "prometheus": {"address": "http://prom:9090", "query": "q"}, "thresholdRange": {"max": 0.05}}]}
+BAKE = {"duration": "10m"}
+
+
+def block(**more: Any) -> dict[str, Any]:
+    return {"steps": STEPS, "analysis": ANALYSIS, "bake": BAKE, "progressDeadlineSeconds": 60, **more}
+
+
+def raw(**more: Any) -> dict[str, Any]:
+    return spec("8", replicas=4, rollout=block(**more))
+
+
+def final(bake_ago: float | None = None, passed: int = 3, step_ago: float = 30, **more: Any) -> ModelDeploymentStatus:
+    """Revision 2 past its last step `step_ago` s ago, the canary at 100%, baking since `bake_ago` s if given."""
+    at = (lambda s: rollout.timestamp(NOW - timedelta(seconds=s)))
+    return status(Phase.PROGRESSING, stable=1, canary=2, started_ago=3600, reason="Canary", canary_weight=100,
+                  step_weight=100, current_step_index=len(STEPS), step_started_at=at(step_ago),
+                  analysis=AnalysisStatus(revision=2, runs=passed, passed=passed, last_run_at=at(5),
+                                          last_verdict=Verdict.PASS),
+                  bake_started_at=at(bake_ago) if bake_ago is not None else None, **more)
+
+
+def seen(*deps: Any, verdict: Verdict | None = None, annotations: dict[str, str] | None = None,
+         **rollout_block: Any) -> Any:
+    more: dict[str, Any] = {}
+    if verdict is not None:
+        more.update(measurements=(Measurement(metric="errors", verdict=verdict, value=0.4),), measured_revision=2,
+                    measured_at=NOW)
+    return observed(*deps, revisions=(record(1, "7", STABLE, replicas=4, rollout=block(**rollout_block)),
+                                      record(2, "8", PROGRESSING, replicas=4, rollout=block(**rollout_block))),
+                    annotations=annotations or {}, **more)
+
+
+def client_selector(p: rollout.Plan) -> dict[str, str]:
+    return dict(manifests(p, "Service")[MD]["spec"]["selector"])
+
+
+def test_at_100_percent_the_canary_bakes_alone_while_stable_comes_back_to_full_size_serving_nothing() -> None:
+    # Given every step passed, and the canary has all 4 pods Ready beside 2 stable ones (the replicas router lent
+    # it the others at 50%)
+    p = rollout.plan(raw(), final(), seen(ready(1, 2), ready(2, 4)), SETTINGS)
+    # Then it bakes from now instead of being promoted
+    assert (p.status.phase, p.status.canary_revision, p.status.stable_revision) == (Phase.PROGRESSING, 2, 1)
+    assert p.status.bake_started_at == rollout.timestamp(NOW)
+    until = rollout.timestamp(NOW + timedelta(minutes=10))
+    assert f"baking until {until}; revision 1 keeps its pods to roll back to" in (p.status.message or "")
+    assert next(c.reason for c in p.status.conditions if c.type == "Ready") == "Baking"
+    # clients reach the canary alone, and stable grows back to its full size behind `<md>-stable`
+    assert client_selector(p) == {names.LABEL_MD: MD, names.LABEL_REVISION: "2"}
+    assert replicas(p) == {1: 4, 2: 4}
+    # and it looks again when the bake ends
+    assert p.requeue_after is not None and p.requeue_after <= 600
+
+
+def test_the_bake_waits_for_every_canary_pod_to_be_ready() -> None:
+    p = rollout.plan(raw(), final(), seen(ready(1, 4), starting(2, 4, ready=3)), SETTINGS)
+    assert p.status.bake_started_at is None and "promoting: 3/4" in (p.status.message or ""), p.status.message
+
+
+def test_a_failed_run_during_the_bake_rolls_back_at_once_to_the_warm_stable_pods() -> None:
+    p = rollout.plan(raw(), final(bake_ago=120), seen(ready(1, 4), ready(2, 4), verdict=Verdict.FAIL), SETTINGS)
+    assert (p.status.phase, p.status.canary_revision, p.status.stable_revision) == (Phase.DEGRADED, None, 1)
+    assert "analysis failed 1 of 4 runs" in (p.status.message or ""), p.status.message
+    assert p.status.bake_started_at is None
+    # clients reach the stable pods at once (a failed canary serves no request while it drains)
+    assert client_selector(p) == {names.LABEL_MD: MD, names.LABEL_REVISION: "1"}
+    assert replicas(p)[1] == 4
+
+
+def test_the_progress_deadline_does_not_run_out_during_a_bake_longer_than_it() -> None:
+    # 8 minutes into a 10-minute bake, with progressDeadlineSeconds 60 and the last step 15 minutes ago
+    p = rollout.plan(raw(), final(bake_ago=480, step_ago=900), seen(ready(1, 4), ready(2, 4), verdict=Verdict.PASS), SETTINGS)
+    assert (p.status.phase, p.status.canary_revision) == (Phase.PROGRESSING, 2), p.status.message
+    assert p.status.bake_started_at == rollout.timestamp(NOW - timedelta(seconds=480))
+
+
+def test_at_the_end_of_the_bake_the_canary_is_promoted_and_the_old_revision_retires() -> None:
+    p = rollout.plan(raw(), final(bake_ago=600), seen(ready(1, 4), ready(2, 4)), SETTINGS)
+    assert (p.status.phase, p.status.stable_revision, p.status.canary_revision) == (Phase.HEALTHY, 2, None)
+    assert p.status.bake_started_at is None
+    assert "Promoted" in [e.reason for e in p.events]
+
+
+def test_promote_ends_the_bake_early() -> None:
+    asked = {requests.PROMOTE: "t1"}
+    p = rollout.plan(raw(), final(bake_ago=60), seen(ready(1, 4), ready(2, 4), annotations=asked), SETTINGS)
+    assert (p.status.phase, p.status.stable_revision) == (Phase.HEALTHY, 2), p.status.message
+    assert p.status.handled_requests[requests.PROMOTE] == "t1"
+
+
+def test_without_a_bake_the_canary_is_promoted_at_100_percent() -> None:
+    no_bake = spec("8", replicas=4, rollout={"steps": STEPS, "analysis": ANALYSIS})
+    p = rollout.plan(no_bake, final(), seen(ready(1, 2), ready(2, 4)), SETTINGS)
+    assert (p.status.phase, p.status.stable_revision) == (Phase.HEALTHY, 2), p.status.message
+
+
+def test_within_a_pod_budget_stable_keeps_only_what_the_canary_leaves_of_it() -> None:
+    p = rollout.plan(raw(maxSurge=1), final(bake_ago=60), seen(ready(1, 1), ready(2, 4), maxSurge=1), SETTINGS)
+    assert (p.status.phase, p.status.canary_revision) == (Phase.PROGRESSING, 2), p.status.message
+    assert replicas(p) == {1: 1, 2: 4}
+
+
+def test_a_bake_needs_canary_steps() -> None:
+    with pytest.raises(ValidationError, match="bake needs canary steps"):
+        ModelDeploymentSpec.model_validate(spec(rollout={"bake": BAKE}))
+    assert "rollout.steps" in BAKE_NEEDS_STEPS
