@@ -14,8 +14,21 @@ from modeldeploy.api import names
 from modeldeploy.api.spec import BAKE_NEEDS_STEPS, ModelDeploymentSpec
 from modeldeploy.api.status import AnalysisStatus, Measurement, ModelDeploymentStatus, Phase, Verdict
 from modeldeploy.desired import requests, rollout
-from planning import (MD, NOW, PROGRESSING, SETTINGS, STABLE, manifests, observed, ready, record, replicas, spec,
-                      starting, status)
+from planning import (
+    MD,
+    NOW,
+    PROGRESSING,
+    SETTINGS,
+    STABLE,
+    manifests,
+    observed,
+    ready,
+    record,
+    replicas,
+    spec,
+    starting,
+    status,
+)
 
 STEPS = [{"setWeight": 50}, {"analysis": {}}]
 ANALYSIS = {"interval": "10s", "failureLimit": 0, "metrics": [
@@ -31,9 +44,12 @@ def raw(**more: Any) -> dict[str, Any]:
     return spec("8", replicas=4, rollout=block(**more))
 
 
+def at(seconds_ago: float) -> str:
+    return rollout.timestamp(NOW - timedelta(seconds=seconds_ago))
+
+
 def final(bake_ago: float | None = None, passed: int = 3, step_ago: float = 30, **more: Any) -> ModelDeploymentStatus:
     """Revision 2 past its last step `step_ago` s ago, the canary at 100%, baking since `bake_ago` s if given."""
-    at = (lambda s: rollout.timestamp(NOW - timedelta(seconds=s)))
     return status(Phase.PROGRESSING, stable=1, canary=2, started_ago=3600, reason="Canary", canary_weight=100,
                   step_weight=100, current_step_index=len(STEPS), step_started_at=at(step_ago),
                   analysis=AnalysisStatus(revision=2, runs=passed, passed=passed, last_run_at=at(5),
@@ -90,7 +106,8 @@ def test_a_failed_run_during_the_bake_rolls_back_at_once_to_the_warm_stable_pods
 
 def test_the_progress_deadline_does_not_run_out_during_a_bake_longer_than_it() -> None:
     # 8 minutes into a 10-minute bake, with progressDeadlineSeconds 60 and the last step 15 minutes ago
-    p = rollout.plan(raw(), final(bake_ago=480, step_ago=900), seen(ready(1, 4), ready(2, 4), verdict=Verdict.PASS), SETTINGS)
+    p = rollout.plan(raw(), final(bake_ago=480, step_ago=900), seen(ready(1, 4), ready(2, 4), verdict=Verdict.PASS),
+                     SETTINGS)
     assert (p.status.phase, p.status.canary_revision) == (Phase.PROGRESSING, 2), p.status.message
     assert p.status.bake_started_at == rollout.timestamp(NOW - timedelta(seconds=480))
 
