@@ -185,6 +185,8 @@ RULE_BREACHES: list[Callable[[JSON], Defect]] = [
         {"setHeaderRoute": {"match": [{"name": "x-canary", "value": "1"}]}}, {"setWeight": 50}]))),
     _breach("spec.rollout", lambda s: (s["rollout"].pop("steps", None), s["rollout"].update(
         bake={"duration": "10m"}))),
+    _breach("spec.rollout", lambda s: (s["rollout"].pop("trafficRouting", None), _steps(s, [
+        {"mirror": {"percent": 10}}, {"setWeight": 50}]))),
     _breach("spec.autoscaling", lambda s: s.update(autoscaling={"minReplicas": 5, "maxReplicas": 2})),
     _breach("spec.rollout.analysis.metrics[0]", lambda s: s["rollout"]["analysis"]["metrics"][0].update(
         prometheus={"provider": "p", "query": "up"})),

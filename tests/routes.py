@@ -5,6 +5,11 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import jsonpatch
+
+from modeldeploy.routers.gateway_api import GatewayAPIRouter
+from modeldeploy.routers.istio import IstioRouter
+
 
 def route_weights(obj: dict[str, Any], kind: str) -> dict[str, int]:
     """Backend -> weight on the first rule of an HTTPRoute (kind "httproute") or VirtualService."""
@@ -54,3 +59,28 @@ ROUTES = {
         },
     },
 }
+
+
+class Stored:
+    """One route object as the API server keeps it, for the routers' unit tests: patches apply in order with the
+    JSON Patch library (a failed resourceVersion test refuses the patch), and are counted."""
+
+    def __init__(self, obj: dict[str, Any]) -> None:
+        self.obj = copy.deepcopy(obj)
+        self.obj["metadata"]["resourceVersion"] = "1"
+        self.patches = 0
+
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        return copy.deepcopy(self.obj)
+
+    def json_patch(self, api_version: str, kind: str, namespace: str, name: str, ops: list[Any]) -> dict[str, Any]:
+        self.obj = jsonpatch.apply_patch(self.obj, ops)
+        self.patches += 1
+        self.obj["metadata"]["resourceVersion"] = str(int(self.obj["metadata"]["resourceVersion"]) + 1)
+        return self.obj
+
+
+def routers(kube: Stored, kind: str) -> Any:
+    if kind == "httproute":
+        return GatewayAPIRouter(kube, "risk", {"httpRoute": "fraud-route"}, "fraud-stable", "fraud-canary")
+    return IstioRouter(kube, "risk", {"virtualService": "fraud-vs"}, "fraud-stable", "fraud-canary")

@@ -17,6 +17,7 @@ from modeldeploy.api.spec import (
     ENV_NAME_PATTERN,
     HEADER_ROUTE_NEEDS_A_MESH,
     LABEL_VALUE_PATTERN,
+    MIRROR_NEEDS_A_MESH,
     PRE_TRAFFIC_REFUSED,
     PROVIDER_OR_ADDRESS,
     PROVIDER_OR_URL,
@@ -93,7 +94,8 @@ EXPECTED_CEL = {
     ".spec.runtime.env[]": ["MODEL_DIR and MODEL_VERSION are set by the operator (where the model is, its "
                             "version); use another name"],
     ".spec.template.metadata": [RESERVED_KEYS_MESSAGE, RESERVED_KEYS_MESSAGE],
-    ".spec.rollout": [PRE_TRAFFIC_REFUSED, BUDGET_NEEDS_STEPS, HEADER_ROUTE_NEEDS_A_MESH, BAKE_NEEDS_STEPS],
+    ".spec.rollout": [PRE_TRAFFIC_REFUSED, BUDGET_NEEDS_STEPS, HEADER_ROUTE_NEEDS_A_MESH, BAKE_NEEDS_STEPS,
+                      MIRROR_NEEDS_A_MESH],
     ".spec.runtime": ["set exactly one of runtime.image or runtime.preset"],
     ".spec.autoscaling": ["autoscaling.minReplicas must not exceed maxReplicas"],
     ".spec.rollout.steps[]": [STEP_KINDS],

@@ -1,7 +1,7 @@
 """setHeaderRoute: requests with chosen headers reach the canary whatever its weight, on Gateway API and Istio.
 
-The routers are run against a route object held in memory, patched with the JSON Patch library the way the
-API server applies a patch, so what is checked is the route as it would be stored.
+The routers are run against a route object held in memory (routes.Stored), patched the way the API server
+applies a patch, so what is checked is the route as it would be stored.
 """
 
 from __future__ import annotations
@@ -10,15 +10,12 @@ import copy
 from datetime import timedelta
 from typing import Any
 
-import jsonpatch
 import pytest
 
 from modeldeploy.api.status import Phase
 from modeldeploy.desired import rollout
-from modeldeploy.routers.gateway_api import GatewayAPIRouter
-from modeldeploy.routers.istio import IstioRouter
 from planning import NOW, PROGRESSING, SETTINGS, STABLE, observed, ready, record, replicas, spec, starting, status
-from routes import ROUTES
+from routes import ROUTES, Stored, routers
 
 HEADERS = [("x-canary", "testers")]
 STEPS = [{"setHeaderRoute": {"match": [{"name": "x-canary", "value": "testers"}]}}, {"pause": {}},
@@ -26,34 +23,12 @@ STEPS = [{"setHeaderRoute": {"match": [{"name": "x-canary", "value": "testers"}]
 MESH = {"istio": {"virtualService": "fraud-vs"}}
 
 
-class Stored:
-    """One route object as the API server keeps it; patches apply in order, after their resourceVersion test."""
-
-    def __init__(self, obj: dict[str, Any]) -> None:
-        self.obj = copy.deepcopy(obj)
-        self.obj["metadata"]["resourceVersion"] = "1"
-
-    def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any]:
-        return copy.deepcopy(self.obj)
-
-    def json_patch(self, api_version: str, kind: str, namespace: str, name: str, ops: list[Any]) -> dict[str, Any]:
-        self.obj = jsonpatch.apply_patch(self.obj, ops)
-        self.obj["metadata"]["resourceVersion"] = str(int(self.obj["metadata"]["resourceVersion"]) + 1)
-        return self.obj
-
-
-def routers(kube: Stored, kind: str) -> Any:
-    if kind == "httproute":
-        return GatewayAPIRouter(kube, "risk", {"httpRoute": "fraud-route"}, "fraud-stable", "fraud-canary")
-    return IstioRouter(kube, "risk", {"virtualService": "fraud-vs"}, "fraud-stable", "fraud-canary")
-
-
 def with_header_route(kind: str, weight: int) -> tuple[Stored, Any]:
     """The user's route, the canary at `weight` and the header route set on it."""
     kube = Stored(ROUTES[kind])
     r = routers(kube, kind)
     r.set_weight(weight)
-    r.set_header_route(HEADERS)
+    r.set_side_routes(HEADERS, 0)
     return kube, r
 
 
@@ -73,11 +48,11 @@ def test_gateway_api_gets_a_rule_per_user_match_narrowed_by_the_headers() -> Non
 def test_a_header_route_is_written_once_changed_in_place_and_taken_off(kind: str) -> None:
     kube, r = with_header_route(kind, 0)
     once = copy.deepcopy(kube.obj)
-    r.set_header_route(HEADERS)
+    r.set_side_routes(HEADERS, 0)
     assert kube.obj == once  # nothing to change: no write
-    r.set_header_route([("x-canary", "everyone")])
+    r.set_side_routes([("x-canary", "everyone")], 0)
     assert "everyone" in str(kube.obj["spec"]) and "testers" not in str(kube.obj["spec"])
-    r.set_header_route([])
+    r.set_side_routes([], 0)
     key = "rules" if kind == "httproute" else "http"
     assert len(kube.obj["spec"][key]) == len(ROUTES[kind]["spec"][key])
 

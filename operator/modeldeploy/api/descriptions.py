@@ -44,6 +44,9 @@ NOTES: dict[str, str] = {
     "spec.rollout.steps[].setHeaderRoute": "Send requests with these headers to the canary whatever its weight, "
                                             "from this step until the rollout ends (mesh routers only)",
     "spec.rollout.steps[].setHeaderRoute.match": "Headers a request must all carry, each with this exact value",
+    "spec.rollout.steps[].mirror": "Copy live requests to the canary, whose answers clients never see, from this "
+                                   "step until the rollout ends or a later mirror step changes the share (mesh "
+                                   "routers only)",
     "spec.rollout.steps[].analysis": "Wait for an analysis run that passes, taken after this step began; "
                                      "passes at once when analysis has no metrics",
     "spec.rollout.trafficRouting": "How traffic is split between stable and canary; absent means replicas",

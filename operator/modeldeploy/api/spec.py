@@ -307,14 +307,22 @@ class HeaderRoute(_Model):
         "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]})]
 
 
-STEP_KINDS = "each rollout step sets exactly one of setWeight, pause, analysis, setHeaderRoute"
+class Mirror(_Model):
+    """A copy of live requests for the canary, whose answers no client sees, from this step until the rollout ends
+    (or a later mirror step changes it)."""
+
+    percent: Annotated[int, Field(ge=0, le=100, description=(
+        "The share of the requests the route carries that is copied to the canary; 0 stops mirroring"))] = 100
+
+
+STEP_KINDS = "each rollout step sets exactly one of setWeight, pause, analysis, setHeaderRoute, mirror"
 
 
 class Step(_Model):
-    """One rollout step: exactly one of setWeight, pause, analysis, setHeaderRoute."""
+    """One rollout step: exactly one of setWeight, pause, analysis, setHeaderRoute, mirror."""
 
     model_config = ConfigDict(json_schema_extra=_cel(
-        ("[has(self.setWeight), has(self.pause), has(self.analysis), has(self.setHeaderRoute)]"
+        ("[has(self.setWeight), has(self.pause), has(self.analysis), has(self.setHeaderRoute), has(self.mirror)]"
          ".filter(x, x).size() == 1", STEP_KINDS),
     ))
 
@@ -322,10 +330,12 @@ class Step(_Model):
     pause: Pause | None = None
     analysis: AnalysisStep | None = None
     set_header_route: HeaderRoute | None = None
+    mirror: Mirror | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> Step:
-        if sum(x is not None for x in (self.set_weight, self.pause, self.analysis, self.set_header_route)) != 1:
+        kinds = (self.set_weight, self.pause, self.analysis, self.set_header_route, self.mirror)
+        if sum(x is not None for x in kinds) != 1:
             raise ValueError(STEP_KINDS)
         return self
 
@@ -468,6 +478,10 @@ HEADER_ROUTE_NEEDS_A_MESH = ("setHeaderRoute needs trafficRouting gatewayAPI or 
                              "has one Service and cannot route by header")
 
 
+MIRROR_NEEDS_A_MESH = ("a mirror step needs trafficRouting gatewayAPI or istio: the replicas router has one "
+                       "Service and cannot copy requests")
+
+
 class Rollout(_Model):
     model_config = ConfigDict(json_schema_extra=_cel(
         ("!has(self.steps) || (has(self.trafficRouting) && (has(self.trafficRouting.gatewayAPI) || "
@@ -479,6 +493,8 @@ class Rollout(_Model):
         ("!has(self.steps) || !self.steps.exists(s, has(s.setHeaderRoute)) || (has(self.trafficRouting) && "
          "(has(self.trafficRouting.gatewayAPI) || has(self.trafficRouting.istio)))", HEADER_ROUTE_NEEDS_A_MESH),
         ("!has(self.bake) || (has(self.steps) && size(self.steps) > 0)", BAKE_NEEDS_STEPS),
+        ("!has(self.steps) || !self.steps.exists(s, has(s.mirror)) || (has(self.trafficRouting) && "
+         "(has(self.trafficRouting.gatewayAPI) || has(self.trafficRouting.istio)))", MIRROR_NEEDS_A_MESH),
     ))
 
     steps: Annotated[list[Step] | None, Field(max_length=50)] = None
@@ -500,6 +516,8 @@ class Rollout(_Model):
         mesh = bool(routing and (routing.gateway_api or routing.istio))
         if not mesh and any(s.set_header_route is not None for s in self.steps or []):
             raise ValueError(HEADER_ROUTE_NEEDS_A_MESH)
+        if not mesh and any(s.mirror is not None for s in self.steps or []):
+            raise ValueError(MIRROR_NEEDS_A_MESH)
         if routing and (routing.gateway_api or routing.istio):
             if self.max_surge is not None and not any(s.set_weight is not None for s in self.steps or []):
                 raise ValueError(BUDGET_NEEDS_STEPS)

@@ -35,6 +35,8 @@ class Traffic:
     canary_weight: int
     # Requests with all these headers (name, exact value) go to the canary whatever the weight; () for none.
     headers: tuple[tuple[str, str], ...] = ()
+    # The share of requests copied to the canary, whose answers are dropped; 0 for none.
+    mirror: int = 0
 
 
 @dataclass

@@ -202,9 +202,9 @@ def unbounded_split(world: World, t: int, total: int, index: int, weight: int) -
     if world.router == "replicas":
         return weights.replicas_split(total, weight, world.ready(t))
     stable, canary = weights.mesh_split(total, weight)
-    if weight == 0 and (pre_traffic(world, index) or header_route(world, index)):
-        # Judged before it gets traffic, or reached by header alone: pods enough for the first weight it will
-        # take, at weight 0.
+    if weight == 0 and (pre_traffic(world, index) or header_route(world, index) or mirror(world, index)):
+        # Judged before it gets traffic, reached by header alone, or sent copies of requests: pods enough for the
+        # first weight it will take, at weight 0.
         steps = world.spec.rollout.steps or []
         first = next((s.set_weight for s in steps[index:] if s.set_weight), 0)
         canary = max(1, weights.canary_pods(total, first))
@@ -218,6 +218,15 @@ def header_route(world: World, index: int) -> tuple[tuple[str, str], ...]:
         if step.set_header_route is not None:
             return tuple((m.name, m.value) for m in step.set_header_route.match)
     return ()
+
+
+def mirror(world: World, index: int) -> int:
+    """The share of requests copied to the canary: the latest mirror step passed (it stays until the rollout ends
+    or another changes it); 0 when none is."""
+    for step in reversed((world.spec.rollout.steps or [])[:index]):
+        if step.mirror is not None:
+            return step.mirror.percent
+    return 0
 
 
 def pre_traffic(world: World, index: int) -> bool:
@@ -310,8 +319,8 @@ def warm_up(world: World, analysis: AnalysisStatus, t: int, index: int) -> Analy
         serving = world.ready_endpoints(t) > 0
     else:
         behind_canary = world.obs.ready_endpoints.get(f"{world.obs.name}-canary", {}).get(t, 0)
-        serving = (world.obs.router_weight or 0) > 0 or (pre_traffic(world, index) and
-                                                         max(behind_canary, world.ready(t)) > 0)
+        serving = (world.obs.router_weight or 0) > 0 or ((pre_traffic(world, index) or mirror(world, index) > 0)
+                                                         and max(behind_canary, world.ready(t)) > 0)
     if not serving:
         return analysis
     ends = world.now + timedelta(seconds=parse_duration(block.warmup.duration))

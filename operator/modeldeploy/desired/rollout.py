@@ -23,7 +23,7 @@ from modeldeploy.api.status import ManagedRoute, ModelDeploymentStatus
 from modeldeploy.desired import requests, scaling, service, weights, workload
 from modeldeploy.desired.actions import Event, Plan, Ref, Traffic
 from modeldeploy.desired.analysis import analysis_due
-from modeldeploy.desired.canary import header_route
+from modeldeploy.desired.canary import header_route, mirror
 from modeldeploy.desired.clock import parse_timestamp, timestamp
 from modeldeploy.desired.conditions import conditions
 from modeldeploy.desired.facts import Observed
@@ -131,9 +131,10 @@ def traffic(world: World, old: ModelDeploymentStatus, canary: int | None, weight
         block = routing.gateway_api if world.router == "gatewayAPI" else routing.istio
         assert block is not None
         config = block.model_dump(by_alias=True, exclude_none=True, mode="json")
+        headers, copied = ((header_route(world, index), mirror(world, index))
+                           if canary is not None and index is not None else ((), 0))
         out.traffic = Traffic(world.router, config, f"{name}-stable", f"{name}-canary",
-                              weight if canary is not None else 0,
-                              header_route(world, index) if canary is not None and index is not None else ())
+                              weight if canary is not None else 0, headers, copied)
         route = ManagedRoute(router=world.router, config=config)
     if old.route is not None and old.route != route:
         # The spec names another route, or none: the one it named gets its own backends back.

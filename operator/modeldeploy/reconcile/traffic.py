@@ -58,7 +58,7 @@ def apply_weight(kube: Kube, namespace: str, traffic: Traffic | None) -> None:
         if not r.verify(traffic.canary_weight):
             log.info("%s: canary weight %s%% on %s", namespace, traffic.canary_weight, traffic.router)
             r.set_weight(traffic.canary_weight)
-        r.set_header_route(list(traffic.headers))
+        r.set_side_routes(list(traffic.headers), traffic.mirror)
 
 
 def release(kube: Kube, namespace: str, traffic: Traffic | None) -> None:

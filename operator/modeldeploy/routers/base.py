@@ -26,8 +26,10 @@ class TrafficRouter(Protocol):
         """Does the object carry this weight? None when this router cannot tell."""
         ...
 
-    def set_header_route(self, headers: list[tuple[str, str]]) -> None:
-        """Send requests with all these headers (name, exact value) to the canary; none: take that route off."""
+    def set_side_routes(self, headers: list[tuple[str, str]], mirror: int) -> None:
+        """The ways the canary gets requests besides its weight, in one read and at most one write: requests with
+        all these headers (name, exact value) go to it (none: that route is taken off), and a copy of `mirror`
+        percent of the requests (0: none), whose answers are dropped."""
         ...
 
     def finalize(self) -> None:

@@ -73,8 +73,41 @@ class GatewayAPIRouter:
     def verify(self, canary_weight: int) -> bool | None:
         return self.get_weight() == canary_weight
 
-    def set_header_route(self, headers: list[tuple[str, str]]) -> None:
+    def _is_our_mirror(self, f: JSON) -> bool:
+        return f.get("type") == "RequestMirror" and self._is_canary((f.get("requestMirror") or {}).get("backendRef")
+                                                                    or {})
+
+    def set_side_routes(self, headers: list[tuple[str, str]], mirror: int) -> None:
         route = self._existing()
+        # The mirror's operations first: they address the user's rules by index, which the header route's
+        # removals would shift.
+        ops = self._mirror_ops(route, mirror) + self._header_ops(route, headers)
+        if ops:
+            self.kube.json_patch(API_VERSION, "HTTPRoute", self.namespace, self.name,
+                                 [{"op": "test", "path": "/metadata/resourceVersion",
+                                   "value": route["metadata"]["resourceVersion"]}, *ops])
+
+    def _mirror_ops(self, route: JSON, percent: int) -> list[JSON]:
+        """A RequestMirror filter to the canary on each of the user's rules that reach stable (percent 0: none).
+        The rule's other filters stay as they are, in their order."""
+        ops: list[JSON] = []
+        for i, rule in enumerate(route["spec"].get("rules") or []):
+            stable = next((r for r in rule.get("backendRefs") or [] if self._is_stable(r)), None)
+            if stable is None or self._is_header_rule(rule):
+                continue
+            filters = rule.get("filters") or []
+            wanted = [f for f in filters if not self._is_our_mirror(f)]
+            if percent:
+                ref = {k: v for k, v in stable.items() if k in ("group", "kind", "port", "namespace")}
+                wanted.append({"type": "RequestMirror",
+                               "requestMirror": {"backendRef": {**ref, "name": self.canary}, "percent": percent}})
+            if wanted == filters:
+                continue
+            ops.append({"op": "add", "path": f"/spec/rules/{i}/filters", "value": wanted} if wanted
+                       else {"op": "remove", "path": f"/spec/rules/{i}/filters"})
+        return ops
+
+    def _header_ops(self, route: JSON, headers: list[tuple[str, str]]) -> list[JSON]:
         rules = route["spec"].get("rules") or []
         ours = [i for i, rule in enumerate(rules) if self._is_header_rule(rule)]
         wanted: list[JSON] = []
@@ -90,12 +123,9 @@ class GatewayAPIRouter:
                 ref = {k: v for k, v in stable.items() if k in ("group", "kind", "port", "namespace")}
                 wanted.append({"matches": matches, "backendRefs": [{**ref, "name": self.canary}]})
         if [rules[i] for i in ours] == wanted:
-            return
-        ops: list[JSON] = [{"op": "test", "path": "/metadata/resourceVersion",
-                            "value": route["metadata"]["resourceVersion"]}]
-        ops += [{"op": "remove", "path": f"/spec/rules/{i}"} for i in reversed(ours)]
-        ops += [{"op": "add", "path": "/spec/rules/-", "value": rule} for rule in wanted]
-        self.kube.json_patch(API_VERSION, "HTTPRoute", self.namespace, self.name, ops)
+            return []
+        ops: list[JSON] = [{"op": "remove", "path": f"/spec/rules/{i}"} for i in reversed(ours)]
+        return ops + [{"op": "add", "path": "/spec/rules/-", "value": rule} for rule in wanted]
 
     def finalize(self) -> None:
         route = self._route()
@@ -103,7 +133,5 @@ class GatewayAPIRouter:
             return
         ops = finalize_ops(route["metadata"]["resourceVersion"], self._lists(route), self._is_stable,
                            self._is_canary)
-        rules = route["spec"].get("rules") or []
-        ops += [{"op": "remove", "path": f"/spec/rules/{i}"} for i in reversed(range(len(rules)))
-                if self._is_header_rule(rules[i])]
+        ops += self._mirror_ops(route, 0) + self._header_ops(route, [])
         self.kube.json_patch(API_VERSION, "HTTPRoute", self.namespace, self.name, ops)

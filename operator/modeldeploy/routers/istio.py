@@ -84,8 +84,41 @@ class IstioRouter:
     def verify(self, canary_weight: int) -> bool | None:
         return self.get_weight() == canary_weight
 
-    def set_header_route(self, headers: list[tuple[str, str]]) -> None:
+    def set_side_routes(self, headers: list[tuple[str, str]], mirror: int) -> None:
         vs = self._existing()
+        # The mirror's operations first: they address http routes by index, which the header route's shifts.
+        ops = self._mirror_ops(vs, mirror) + self._header_ops(vs, headers)
+        if ops:
+            self.kube.json_patch(API_VERSION, "VirtualService", self.namespace, self.name,
+                                 [{"op": "test", "path": "/metadata/resourceVersion",
+                                   "value": vs["metadata"]["resourceVersion"]}, *ops])
+
+    def _mirror_ops(self, vs: JSON, percent: int) -> list[JSON]:
+        """An entry for the canary in `mirrors` of each managed http route that reaches stable (percent 0: none);
+        the route's other mirrors stay."""
+        ops: list[JSON] = []
+        for i, http in enumerate(vs["spec"].get("http") or []):
+            if (self.only and http.get("name") not in self.only) or http.get("name") == self.header_route_name:
+                continue
+            stable = next((d for d in http.get("route") or [] if self._is_stable(d)), None)
+            if stable is None:
+                continue
+            mirrors = http.get("mirrors") or []
+            wanted = [m for m in mirrors if not self._is_canary(m)]
+            if percent:
+                if http.get("mirror"):
+                    raise RouterError(f"VirtualService {self.namespace}/{self.name}: http route {i} mirrors with "
+                                      f"`mirror`, which Istio does not take beside `mirrors`; write it as an entry "
+                                      f"of `mirrors` so the operator can add the canary's")
+                wanted.append({"destination": {**stable["destination"], "host": self.canary},
+                               "percentage": {"value": percent}})
+            if wanted == mirrors:
+                continue
+            ops.append({"op": "add", "path": f"/spec/http/{i}/mirrors", "value": wanted} if wanted
+                       else {"op": "remove", "path": f"/spec/http/{i}/mirrors"})
+        return ops
+
+    def _header_ops(self, vs: JSON, headers: list[tuple[str, str]]) -> list[JSON]:
         http = vs["spec"].get("http") or []
         at = next((i for i, h in enumerate(http) if h.get("name") == self.header_route_name), None)
         wanted: JSON | None = None
@@ -96,21 +129,18 @@ class IstioRouter:
                       "match": [{"headers": {name: {"exact": value} for name, value in headers}}],
                       "route": [{"destination": {**stable["destination"], "host": self.canary}}]}
         if (http[at] if at is not None else None) == wanted:
-            return
-        ops: list[JSON] = [{"op": "test", "path": "/metadata/resourceVersion",
-                            "value": vs["metadata"]["resourceVersion"]}]
+            return []
+        ops: list[JSON] = []
         if at is not None:
             ops.append({"op": "remove", "path": f"/spec/http/{at}"})
         if wanted is not None:
             ops.append({"op": "add", "path": "/spec/http/0", "value": wanted})
-        self.kube.json_patch(API_VERSION, "VirtualService", self.namespace, self.name, ops)
+        return ops
 
     def finalize(self) -> None:
         vs = self._vs()
         if vs is None:
             return
         ops = finalize_ops(vs["metadata"]["resourceVersion"], self._lists(vs), self._is_stable, self._is_canary)
-        http = vs["spec"].get("http") or []
-        ops += [{"op": "remove", "path": f"/spec/http/{i}"} for i in reversed(range(len(http)))
-                if http[i].get("name") == self.header_route_name]
+        ops += self._mirror_ops(vs, 0) + self._header_ops(vs, [])
         self.kube.json_patch(API_VERSION, "VirtualService", self.namespace, self.name, ops)
