@@ -128,3 +128,20 @@ def test_the_replicas_router_refuses_a_mirror_step() -> None:
     p = rollout.plan(spec("8", rollout={"steps": [{"mirror": {}}, {"setWeight": 50}]}),
                      status(Phase.HEALTHY, stable=1), observed(ready(1), revisions=(record(1, "7"),)), SETTINGS)
     assert p.status.phase == Phase.FAILED and "a mirror step needs trafficRouting" in (p.status.message or "")
+
+
+def test_a_mirrored_canary_is_judged_all_along_as_a_weighted_one_is() -> None:
+    analysis = {"interval": "10s", "metrics": [
+        {"name": "errors", "prometheus": {"address": "http://prom:9090", "query": "q"}, "thresholdRange": {"max": 1}}]}
+
+    def due(steps: list[dict[str, Any]], ready_behind_canary: int) -> bool:
+        raw = spec("8", replicas=4, rollout={"steps": steps, "trafficRouting": MESH, "analysis": analysis})
+        held = status(Phase.PAUSED, stable=1, canary=2, started_ago=60, reason="Paused", canary_weight=0,
+                      step_weight=0, current_step_index=1)
+        return rollout.analysis_due(raw, held, NOW, ready_behind_canary)
+
+    # At the pause after a mirror step, at weight 0, its copies are traffic: runs are taken once it can answer
+    assert due(STEPS, ready_behind_canary=1)
+    assert not due(STEPS, ready_behind_canary=0)
+    # Without the mirror nothing reaches it at that pause: no run
+    assert not due([{"pause": {"duration": "1s"}}, {"pause": {}}, {"setWeight": 50}], ready_behind_canary=1)

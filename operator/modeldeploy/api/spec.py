@@ -508,6 +508,14 @@ class Rollout(_Model):
     max_surge: Annotated[int | None, Field(ge=0, le=1000)] = None
     bake: Bake | None = None
 
+    def mirror_at(self, index: int) -> int:
+        """The share of requests copied to the canary at step `index`: the latest mirror step before it (it stays
+        until the rollout ends or another changes it); 0 when there is none."""
+        for step in reversed((self.steps or [])[:index]):
+            if step.mirror is not None:
+                return step.mirror.percent
+        return 0
+
     @model_validator(mode="after")
     def _combinations(self) -> Rollout:
         if self.bake is not None and not self.steps:

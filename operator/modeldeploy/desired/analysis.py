@@ -42,9 +42,10 @@ def ready_behind_canary(observed: Observed, revision: int | None) -> int:
 
 def analysis_due(raw_spec: dict[str, Any], status: ModelDeploymentStatus, now: datetime,
                  canary_ready: int = 0) -> bool:
-    """Should this reconcile take an analysis run? While a canary with steps has traffic, or before any
-    traffic when its step is an analysis step and its pods are Ready (a pre-traffic smoke test). Not while the
-    rollout waits for a person after too many inconclusive runs: only a person moves it on."""
+    """Should this reconcile take an analysis run? While a canary with steps has traffic (a weight, or copies
+    of requests from a mirror step), or before any traffic when its step is an analysis step and its pods are
+    Ready (a pre-traffic smoke test). Not while the rollout waits for a person after too many inconclusive runs:
+    only a person moves it on."""
     try:
         spec = ModelDeploymentSpec.model_validate(raw_spec)
     except ValidationError:
@@ -54,7 +55,9 @@ def analysis_due(raw_spec: dict[str, Any], status: ModelDeploymentStatus, now: d
         return False
     index = status.current_step_index
     pre_traffic = index is not None and index < len(steps) and steps[index].analysis is not None
-    if not status.canary_weight and not (pre_traffic and canary_ready > 0):
+    # (Copies of requests are traffic too: a mirrored canary is judged all along, as a weighted one is.)
+    mirrored = index is not None and spec.rollout.mirror_at(index) > 0
+    if not status.canary_weight and not ((pre_traffic or mirrored) and canary_ready > 0):
         return False
     started = parse_timestamp(status.rollout_started_at) or now
     analysis = status.analysis if status.analysis and status.analysis.revision == status.canary_revision else None

@@ -221,12 +221,8 @@ def header_route(world: World, index: int) -> tuple[tuple[str, str], ...]:
 
 
 def mirror(world: World, index: int) -> int:
-    """The share of requests copied to the canary: the latest mirror step passed (it stays until the rollout ends
-    or another changes it); 0 when none is."""
-    for step in reversed((world.spec.rollout.steps or [])[:index]):
-        if step.mirror is not None:
-            return step.mirror.percent
-    return 0
+    """The share of requests copied to the canary at step `index` (0: none)."""
+    return world.spec.rollout.mirror_at(index)
 
 
 def pre_traffic(world: World, index: int) -> bool:
