@@ -15,6 +15,7 @@ from modeldeploy.api.spec import BAKE_NEEDS_STEPS, ModelDeploymentSpec
 from modeldeploy.api.status import AnalysisStatus, Measurement, ModelDeploymentStatus, Phase, Verdict
 from modeldeploy.desired import requests, rollout
 from planning import (
+    FAILED,
     MD,
     NOW,
     PROGRESSING,
@@ -58,13 +59,16 @@ def final(bake_ago: float | None = None, passed: int = 3, step_ago: float = 30, 
 
 
 def seen(*deps: Any, verdict: Verdict | None = None, annotations: dict[str, str] | None = None,
+         client_selects: int | None = None, outcome: Any = PROGRESSING, behind: dict[int, int] | None = None,
          **rollout_block: Any) -> Any:
-    more: dict[str, Any] = {}
+    more: dict[str, Any] = {"client_selects": client_selects}
+    if behind is not None:
+        more["ready_endpoints"] = {MD: behind}
     if verdict is not None:
         more.update(measurements=(Measurement(metric="errors", verdict=verdict, value=0.4),), measured_revision=2,
                     measured_at=NOW)
     return observed(*deps, revisions=(record(1, "7", STABLE, replicas=4, rollout=block(**rollout_block)),
-                                      record(2, "8", PROGRESSING, replicas=4, rollout=block(**rollout_block))),
+                                      record(2, "8", outcome, replicas=4, rollout=block(**rollout_block))),
                     annotations=annotations or {}, **more)
 
 
@@ -95,13 +99,21 @@ def test_the_bake_waits_for_every_canary_pod_to_be_ready() -> None:
 
 
 def test_a_failed_run_during_the_bake_rolls_back_at_once_to_the_warm_stable_pods() -> None:
-    p = rollout.plan(raw(), final(bake_ago=120), seen(ready(1, 4), ready(2, 4), verdict=Verdict.FAIL), SETTINGS)
+    # Given `<md>` selects the baking canary's pods alone
+    p = rollout.plan(raw(), final(bake_ago=120), seen(ready(1, 4), ready(2, 4), verdict=Verdict.FAIL,
+                                                      client_selects=2, behind={2: 4}), SETTINGS)
     assert (p.status.phase, p.status.canary_revision, p.status.stable_revision) == (Phase.DEGRADED, None, 1)
     assert "analysis failed 1 of 4 runs" in (p.status.message or ""), p.status.message
     assert p.status.bake_started_at is None
-    # clients reach the stable pods at once (a failed canary serves no request while it drains)
+    # Then clients reach the warm stable pods by way of both revisions' (a selector switched between two sets of
+    # pods leaves the Service with no endpoint for a moment), and the canary's pods stay until those are behind it
+    assert client_selector(p) == {names.LABEL_MD: MD}
+    assert replicas(p) == {1: 4, 2: 4}
+    # When the stable pods are behind `<md>`, it selects them alone and the canary goes
+    p = rollout.plan(raw(), p.status, seen(ready(1, 4), ready(2, 4), client_selects=None, outcome=FAILED,
+                                           behind={1: 4, 2: 4}), SETTINGS)
     assert client_selector(p) == {names.LABEL_MD: MD, names.LABEL_REVISION: "1"}
-    assert replicas(p)[1] == 4
+    assert replicas(p) == {1: 4, 2: 0}
 
 
 def test_the_progress_deadline_does_not_run_out_during_a_bake_longer_than_it() -> None:
@@ -142,3 +154,14 @@ def test_a_bake_needs_canary_steps() -> None:
     with pytest.raises(ValidationError, match="bake needs canary steps"):
         ModelDeploymentSpec.model_validate(spec(rollout={"bake": BAKE}))
     assert "rollout.steps" in BAKE_NEEDS_STEPS
+
+
+def test_a_rollback_from_the_bake_moves_clients_before_the_canary_pods_start_to_go() -> None:
+    from modeldeploy.reconcile.core import apply_order
+
+    # The plan of the rollback: the canary's Deployment shrinks, `<md>` turns to the stable pods
+    p = rollout.plan(raw(), final(bake_ago=120), seen(ready(1, 4), ready(2, 4), verdict=Verdict.FAIL), SETTINGS)
+    live = {("Deployment", names.deployment_name(MD, n)): {"spec": {"replicas": 4}} for n in (1, 2)}
+    order = [(m["kind"], m["metadata"]["name"]) for m in sorted(p.apply, key=lambda m: apply_order(m, live))]
+    assert order.index(("Service", MD)) < order.index(("Deployment", names.deployment_name(MD, 2))), order
+    assert order[0][0] == "ControllerRevision", order  # the record of the failure first, as always

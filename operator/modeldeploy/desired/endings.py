@@ -56,8 +56,13 @@ def draining(world: World, t: int, stable: int) -> tuple[int, tuple[float, ...]]
     empty. A mesh router takes the canary's traffic away at once (weight 0),
     and stable never gave up pods there, so this keeps pods only while stable
     is short for another reason (an autoscaler that just asked for more).
+
+    With the replicas router, what counts is the stable pods behind `<md>`: after a bake `<md>` selected the
+    canary alone, and its pods go only once kube-controller-manager has put the stable ones behind it (else the
+    Service is left with no endpoint for a moment; measured on the local control plane).
     """
-    missing = world.size - world.ready(stable)
+    ready = world.ready_behind_service(stable) if world.router == "replicas" else world.ready(stable)
+    missing = world.size - ready
     keep = max(0, min(world.pods(t), missing))
     return keep, ((1.0,) if keep else ())
 

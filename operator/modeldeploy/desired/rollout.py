@@ -110,7 +110,14 @@ def services(world: World, serving: int, canary: int | None, failed_leaving: boo
     # behind `<md>-stable` only, for a rollback without a cold start.)
     settled = failed_leaving or world.obs.client_selects == serving or world.ready(serving) >= world.size
     every = canary is not None or not settled
-    out.apply.append(service.service(owner, name, canary if baking else None if every else serving))
+    alone = canary if baking else None if every else serving
+    if alone is not None and world.obs.client_selects not in (None, alone):
+        # From one revision's pods to another's (a rollback or an abort during a bake) only by way of both, for the
+        # pass until `<md>`'s EndpointSlices change: a selector switched between two sets of pods left it with no
+        # Ready endpoint for 100-200 ms while kube-controller-manager caught up (measured on the local control
+        # plane). The leaving pods are going meanwhile: their Deployment is written after this Service.
+        alone = None
+    out.apply.append(service.service(owner, name, alone))
     out.apply.append(service.service(owner, f"{name}-stable", serving))
     if world.spec.rollout.steps and (canary is not None or world.router != "replicas"):
         # A mesh route names it, so it is kept between rollouts (on the stable pods, at weight 0) and the route

@@ -32,8 +32,21 @@ from modeldeploy.routers.base import RouterError
 
 log = logging.getLogger("modeldeploy.reconcile")
 
-# Records first (a revision number is never lost), then what serves, then routing.
+# Records first (a revision number is never lost), then what serves, then routing; a Deployment that shrinks goes
+# last (see apply_order).
 APPLY_ORDER = ["ControllerRevision", "Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"]
+
+
+def apply_order(manifest: JSON, live: Live) -> int:
+    """Where a manifest goes in the order of writes: make before break. A Deployment losing pods is written after
+    the Services, so a Service that moves its clients to other pods has moved them before these start to go.
+    (Found measuring a rollback during a bake: `<md>` selected the canary alone, and scaling it down first left
+    `<md>` with no Ready endpoint for 130 ms until its new selector was written.)"""
+    if manifest["kind"] == "Deployment":
+        current = live.get(("Deployment", manifest["metadata"]["name"]))
+        if current is not None and manifest["spec"]["replicas"] < (current.get("spec") or {}).get("replicas", 1):
+            return len(APPLY_ORDER)
+    return APPLY_ORDER.index(manifest["kind"])
 
 
 @dataclass(frozen=True)
@@ -119,7 +132,7 @@ def let_go(kube: Kube, md: JSON) -> None:
 def apply_plan(kube: Kube, md: JSON, plan: rollout.Plan, live: Live) -> None:
     """Send what differs from the live objects; nothing at all when nothing does."""
     ns = md["metadata"]["namespace"]
-    for manifest in sorted(plan.apply, key=lambda m: APPLY_ORDER.index(m["kind"])):
+    for manifest in sorted(plan.apply, key=lambda m: apply_order(m, live)):
         what = f"{manifest['kind']} {manifest['metadata']['name']}"
         current = live.get((manifest["kind"], manifest["metadata"]["name"]))
         if needs_apply(manifest, current):
