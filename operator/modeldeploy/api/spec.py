@@ -510,7 +510,10 @@ class Rollout(_Model):
 
     def mirror_at(self, index: int) -> int:
         """The share of requests copied to the canary at step `index`: the latest mirror step before it (it stays
-        until the rollout ends or another changes it); 0 when there is none."""
+        until the steps end or another changes it); 0 when there is none, and after the last step, when the canary
+        takes every request (copies of them would double its load and the traffic it is judged on)."""
+        if index >= len(self.steps or []):
+            return 0
         for step in reversed((self.steps or [])[:index]):
             if step.mirror is not None:
                 return step.mirror.percent

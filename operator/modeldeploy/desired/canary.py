@@ -42,16 +42,20 @@ def advance(world: World, p: Pass, state: RolloutState, t: int, stable: int) -> 
         analysis = analysis.model_copy(update={"inconclusive_streak": 0})
     unclear = analysis.inconclusive_streak > limit
     held = world.held or unclear
-    baking_since = None if fresh else state.bake_started
+    bake = spec.rollout.bake
+    baking_since = None if fresh or bake is None else state.bake_started
+    bake_over = False  # a person ended the bake, or the one to come
 
     # A held rollout keeps promote requests for when it resumes: nothing moves while held.
     if asked.promote_full and not held:
         p = p.carried_out(requests.PROMOTE_FULL, asked.promote_full)
-        index, step_started = len(steps), now
+        index, step_started, bake_over = len(steps), now, True
     if asked.promote and not held:
         p = p.carried_out(requests.PROMOTE, asked.promote)
         if index < len(steps):
             index, step_started = index + 1, now
+        elif baking_since is not None:
+            bake_over = True  # `promote` while baking ends the bake
     held_on_failure = not fresh and state.phase == Phase.DEGRADED and not spec.rollout.auto_rollback
     if (asked.promote or asked.promote_full) and not held:
         # A person chose to go on: past a held failure the failed runs are forgiven (later ones count),
@@ -61,7 +65,14 @@ def advance(world: World, p: Pass, state: RolloutState, t: int, stable: int) -> 
         if index >= len(steps):
             analysis = analysis.model_copy(update={"waived": True})
 
-    failure = canary_failure(world, analysis, t, index, steps, step_started, held or baking_since is not None)
+    if bake is not None and bake_over:
+        baking_since = now - timedelta(seconds=parse_duration(bake.duration))  # a bake that is over
+    bake_ends = baking_since + timedelta(seconds=parse_duration(bake.duration)) \
+        if bake is not None and baking_since is not None else None
+    baking = bake_ends is not None and now < bake_ends
+    # The progress deadline waits while a bake runs (on its clock, not on the canary), and counts from its end.
+    clock = max(step_started, bake_ends) if bake_ends is not None else step_started
+    failure = canary_failure(world, analysis, t, index, steps, clock, held or baking)
     if failure is not None:
         return roll_back(world, p, t, stable, failure, weight=weight, position=Position(index, step_started),
                          started=started, analysis=analysis)
@@ -95,6 +106,9 @@ def advance(world: World, p: Pass, state: RolloutState, t: int, stable: int) -> 
             waiting = "waiting for an analysis run to pass"
             break
         index, step_started = index + 1, now
+    if index < len(steps):
+        baking_since = bake_ends = None  # (steps added to the spec after the bake began: those come first)
+        baking = False
 
     if index >= len(steps) and not held and evidence_missing(world, analysis):
         # Every step passed, but no analysis run has: the weight stays until one does.
@@ -105,23 +119,19 @@ def advance(world: World, p: Pass, state: RolloutState, t: int, stable: int) -> 
         f = world.facts(t)
         all_ready = f is not None and f.replicas >= total and world.ready(t) >= total and \
             weight_reached(world, t, total, index, weight)
-        bake = spec.rollout.bake
-        if bake is None or analysis.waived:
-            baking_since = None  # none asked for, or a person promoted: its evidence is not wanted
-        elif baking_since is None and all_ready:
-            baking_since = now
-        bake_ends = baking_since + timedelta(seconds=parse_duration(bake.duration)) \
-            if bake is not None and baking_since is not None else None
-        if all_ready and (bake_ends is None or now >= bake_ends):
+        if bake is not None and baking_since is None and all_ready:
+            baking_since, bake_ends, baking = now, now + timedelta(seconds=parse_duration(bake.duration)), True
+        if all_ready and not baking:
             return promote(world, p, t, stable, total, analysis)
-        if bake_ends is not None and now < bake_ends:
-            waiting = f"baking until {timestamp(bake_ends)}; revision {stable} keeps its pods to roll back to"
+        if baking and bake_ends is not None:
+            waiting = f"baking until {timestamp(bake_ends)}; {kept_warm(world, stable)}"
             if not all_ready:
                 waiting += f"; {world.readiness(t, total)}"
             wake.append((bake_ends - now).total_seconds())
         else:
             waiting = f"promoting: {world.readiness(t, total)}"
-        wake.extend(route_poll(world))
+        if not all_ready:
+            wake.extend(route_poll(world))
 
     stable_pods, canary_pods = split(world, t, total, index, weight)
     if baking_since is not None:
@@ -133,8 +143,8 @@ def advance(world: World, p: Pass, state: RolloutState, t: int, stable: int) -> 
         # gives them up as the canary's pods become Ready, like at any other weight.)
         stable_pods = max(stable_pods, world.pods(stable))
     wake.append(next_analysis_in(world, analysis, started))
-    if not held and baking_since is None:
-        deadline = world.progress_since(t, step_started) + timedelta(seconds=spec.rollout.progress_deadline_seconds)
+    if not held and not baking:
+        deadline = world.progress_since(t, clock) + timedelta(seconds=spec.rollout.progress_deadline_seconds)
         wake.append((deadline - now).total_seconds())
     progress = f"revision {t} (model {rec.model_version}) at {weight}%"
     if analysis.runs:
@@ -159,12 +169,25 @@ def advance(world: World, p: Pass, state: RolloutState, t: int, stable: int) -> 
         step_text = f"step {min(index, len(steps)) + 1}/{len(steps)}" if index < len(steps) else "final"
         phase = Phase.PAUSED if waiting.startswith("paused until") else Phase.PROGRESSING
         reason = "Paused" if phase == Phase.PAUSED else PODS_STUCK if world.stuck(t) else \
-            "Baking" if baking_since is not None and waiting.startswith("baking") else "Canary"
+            "Baking" if baking else "Canary"
         message = f"{progress} ({step_text}: {waiting})"
     # While held the step clock is off; it starts again on resume.
     return Move(p, stable, t, phase, reason, message, pods={t: canary_pods, stable: stable_pods},
                 wake=tuple(wake), position=Position(index, None if held else step_started), weight=weight,
                 started=started, analysis=analysis, bake_started=baking_since)
+
+
+def kept_warm(world: World, stable: int) -> str:
+    """What a bake keeps of the stable revision to roll back to, for its message: all of its pods, or within a pod
+    budget what the canary leaves of it."""
+    total, budget = world.size, world.budget
+    warm = total if budget is None else max(0, min(total, budget - total))
+    if warm == total:
+        return f"revision {stable} keeps its pods to roll back to"
+    surge = world.spec.rollout.max_surge
+    if warm == 0:
+        return f"revision {stable} keeps no pod warm (maxSurge {surge}): a rollback starts its pods cold"
+    return f"revision {stable} keeps {warm} of its {total} pods warm to roll back to (maxSurge {surge})"
 
 
 def evidence_missing(world: World, analysis: AnalysisStatus) -> bool:

@@ -63,6 +63,10 @@ def draining(world: World, t: int, stable: int) -> tuple[int, tuple[float, ...]]
     """
     ready = world.ready_behind_service(stable) if world.router == "replicas" else world.ready(stable)
     missing = world.size - ready
+    if world.router != "replicas" and world.obs.router_weight:
+        # The route still sends the canary requests (its weight is set after the Deployments are written, and
+        # read back on the next pass): its pods stay until it does not.
+        missing = world.size
     keep = max(0, min(world.pods(t), missing))
     return keep, ((1.0,) if keep else ())
 

@@ -111,6 +111,9 @@ def services(world: World, serving: int, canary: int | None, failed_leaving: boo
     settled = failed_leaving or world.obs.client_selects == serving or world.ready(serving) >= world.size
     every = canary is not None or not settled
     alone = canary if baking else None if every else serving
+    if alone is not None and world.obs.client_selects is None and \
+            world.ready_endpoints(alone) < min(world.ready(alone), world.size):
+        alone = None  # (narrowing: only once that revision's Ready pods are behind it)
     if alone is not None and world.obs.client_selects not in (None, alone):
         # From one revision's pods to another's (a rollback or an abort during a bake) only by way of both, for the
         # pass until `<md>`'s EndpointSlices change: a selector switched between two sets of pods left it with no

@@ -319,8 +319,11 @@ def size_fleet(world: World, move: Move) -> tuple[Fleet, list[float]]:
 
 def draining_pods(world: World, keep: set[int]) -> dict[int, int]:
     """Pods of revisions no longer wanted (a superseded canary), kept while the wanted ones are short of Ready
-    pods, so what is served never drops by more than the one pod a replacement is starting."""
-    missing = world.size - sum(world.ready(n) for n in keep)
+    pods, so what is served never drops by more than the one pod a replacement is starting. With the replicas
+    router, Ready behind `<md>`: during a bake it selected the canary alone, and a spec change then moves it to
+    other pods by way of both (desired.rollout.services)."""
+    ready = world.ready_behind_service if world.router == "replicas" else world.ready
+    missing = world.size - sum(ready(n) for n in keep)
     out: dict[int, int] = {}
     leaving = [n for n in world.obs.deployments if n not in keep and world.pods(n)]
     for number in sorted(leaving, key=lambda n: (-world.ready(n), -n)):

@@ -86,8 +86,9 @@ def essence(kind: str, obj: JSON) -> str:
 
 def _changed_unseen(kind: str, old: _Entry, new: _Entry) -> bool:
     """Does a write's answer show more than the operator's own change? Of a ModelDeployment the operator writes
-    only its status (and a finalizer), so a new essence is someone else's; of a child it never writes the
-    status, so a new status is its controller's."""
+    its status, which is not in the essence, and its route finalizer, which is: a new essence is someone else's
+    change, or that finalizer (then one reconcile more than needed, which finds nothing to do). Of a child it
+    never writes the status, so a new status is its controller's."""
     if kind == names.KIND:
         return old.essence != new.essence
     return bool(old.object().get("status") != new.object().get("status"))
