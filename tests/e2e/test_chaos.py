@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EVERY = os.environ.get("MODELDEPLOY_CHAOS") == "all"
 # How many crash points `make test` runs: each is a run of the scenario (about 30 s).
 CI_POINTS = 4
+LAST_POINT = 0.7
 TIMEOUT = 4 * 3600 if EVERY else 600
 RESYNC = 5
 
@@ -68,11 +69,12 @@ def harness(cluster: Any, namespaces: Any, operator_process: Any,
 
 def crash_points(writes: int) -> list[int]:
     """Every write of the fault-free run under `make chaos`; else CI_POINTS of them spread from the first to
-    nine tenths of the way. (A run makes a few writes more or fewer than another, as pods get Ready in other
-    batches: the last few k may lie past a faulted run's end, and such a run is not killed at all.)"""
+    LAST_POINT of the way. (A run makes some writes more or fewer than another, as pods get Ready in other
+    batches and status follows what they show: the last k may lie past a faulted run's end, and such a run is
+    not killed at all. Measured: faulted runs of 118 to 132 writes beside a fault-free one of 145.)"""
     if EVERY or writes <= CI_POINTS:
         return list(range(1, writes + 1))
-    last = int(writes * 0.9)
+    last = int(writes * LAST_POINT)
     return sorted({1 + round(i * (last - 1) / (CI_POINTS - 1)) for i in range(CI_POINTS)})
 
 
