@@ -24,6 +24,11 @@ class Backends:
     entries: list[JSON]
 
 
+def guarded(resource_version: str, ops: list[JSON]) -> list[JSON]:
+    """The operations, after a test of the resourceVersion they were worked out from."""
+    return [{"op": "test", "path": "/metadata/resourceVersion", "value": resource_version}, *ops]
+
+
 def read_weight(lists: list[Backends], stable: Match, canary: Match, default: int) -> int | None:
     """The canary's share in percent, when every list agrees; None when they differ or carry nothing."""
     seen = set()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from modeldeploy.k8s.client import JSON, Kube
-from modeldeploy.routers.backends import Backends, finalize_ops, read_weight, set_ops
+from modeldeploy.routers.backends import Backends, finalize_ops, guarded, read_weight, set_ops
 from modeldeploy.routers.base import RouterError
 
 API_VERSION = "gateway.networking.k8s.io/v1"
@@ -84,8 +84,7 @@ class GatewayAPIRouter:
         ops = self._mirror_ops(route, mirror) + self._header_ops(route, headers)
         if ops:
             self.kube.json_patch(API_VERSION, "HTTPRoute", self.namespace, self.name,
-                                 [{"op": "test", "path": "/metadata/resourceVersion",
-                                   "value": route["metadata"]["resourceVersion"]}, *ops])
+                                 guarded(route["metadata"]["resourceVersion"], ops))
 
     def _mirror_ops(self, route: JSON, percent: int) -> list[JSON]:
         """A RequestMirror filter to the canary on each of the user's rules that reach stable (percent 0: none).

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from modeldeploy.k8s.client import JSON, Kube
-from modeldeploy.routers.backends import Backends, finalize_ops, read_weight, set_ops
+from modeldeploy.routers.backends import Backends, finalize_ops, guarded, read_weight, set_ops
 from modeldeploy.routers.base import RouterError
 
 API_VERSION = "networking.istio.io/v1"
@@ -90,8 +90,7 @@ class IstioRouter:
         ops = self._mirror_ops(vs, mirror) + self._header_ops(vs, headers)
         if ops:
             self.kube.json_patch(API_VERSION, "VirtualService", self.namespace, self.name,
-                                 [{"op": "test", "path": "/metadata/resourceVersion",
-                                   "value": vs["metadata"]["resourceVersion"]}, *ops])
+                                 guarded(vs["metadata"]["resourceVersion"], ops))
 
     def _mirror_ops(self, vs: JSON, percent: int) -> list[JSON]:
         """An entry for the canary in `mirrors` of each managed http route that reaches stable (percent 0: none);
