@@ -340,7 +340,7 @@ def test_a_mesh_route_carries_the_step_weight_and_only_during_a_canary() -> None
     p = plan(canary_spec("8", steps, **block), at(1, 30), observed(ready(1, 4), ready(2, 2), router_weight=30,
                                                                    revisions=canary_records(steps, **block)))
     assert p.traffic == rollout.Traffic("gatewayAPI", {"httpRoute": "fraud-route", "namespace": "risk"}, "fraud-stable",
-                                        "fraud-canary", 30)
+                                        "fraud-canary", 30, comparator_service="fraud-mirror")
     assert p.status.canary_weight == 30 and p.status.route is not None
     after_it = plan(canary_spec("8", steps, **block), status(Phase.HEALTHY, stable=2), observed(
         ready(2, 4), revisions=canary_records(steps, **block)[1:]))
@@ -358,7 +358,8 @@ def test_an_explicit_replicas_router_sets_no_route_weights() -> None:
 def test_a_route_no_longer_named_is_released_with_its_own_config() -> None:
     old = status(Phase.HEALTHY, stable=1, route=ManagedRoute(router="istio", config={"virtualService": "vs"}))
     p = plan(spec("7"), old, observed(ready(1), revisions=(R1,)))
-    assert p.release == rollout.Traffic("istio", {"virtualService": "vs"}, "fraud-stable", "fraud-canary", 0)
+    assert p.release == rollout.Traffic("istio", {"virtualService": "vs"}, "fraud-stable", "fraud-canary", 0,
+                                        comparator_service="fraud-mirror")
     assert p.traffic is None and p.status.route is None
 
 

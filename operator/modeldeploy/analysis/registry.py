@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 
+from modeldeploy.analysis import compare
 from modeldeploy.analysis.base import Provider, RunContext, Target
 from modeldeploy.analysis.prometheus import TIMEOUT_SECONDS, PrometheusProvider
 from modeldeploy.analysis.webhook import WebhookProvider
@@ -14,6 +15,7 @@ from modeldeploy.api.status import Measurement, Verdict
 PROVIDERS: dict[str, Provider] = {
     "prometheus": PrometheusProvider(),
     "webhook": WebhookProvider(),
+    "compare": compare.CompareProvider(),
 }
 # A whole run (every metric of it) takes at most this long, however many metrics and timeouts it has.
 RUN_BUDGET_SECONDS = 60.0
@@ -28,6 +30,8 @@ def provider_for(metric: Metric) -> Provider:
 
 
 def timeout_of(metric: Metric) -> float:
+    if metric.compare is not None:
+        return compare.TIMEOUT_SECONDS
     return float(metric.webhook.timeout_seconds) if metric.webhook else float(TIMEOUT_SECONDS)
 
 

@@ -20,6 +20,8 @@ MANAGED_BY = "modeldeploy"
 LABEL_MD = f"{GROUP}/name"
 LABEL_REVISION = f"{GROUP}/revision"
 LABEL_REVISION_HASH = f"{GROUP}/revision-hash"
+# On the comparator's pods instead of LABEL_MD, which every serving Service selects on: they serve no client.
+LABEL_MIRROR_OF = f"{GROUP}/mirror-of"
 
 ANN_MODEL_VERSION = f"{GROUP}/model-version"
 ANN_OUTCOME = f"{GROUP}/outcome"
@@ -49,6 +51,12 @@ NAME_MESSAGE = (f"metadata.name must be at most {MAX_NAME_LENGTH} characters of 
 def deployment_name(md: str, revision: int) -> str:
     """The Deployment that runs one revision."""
     return f"{md}-r{revision}"
+
+
+def mirror_name(md: str) -> str:
+    """The comparator's Deployment and Service, which a compare rollout's mirror steps copy requests to (no longer
+    than `-stable`, so every name a valid ModelDeployment name makes is a valid Service name)."""
+    return f"{md}-mirror"
 
 
 def base_labels(md: str) -> dict[str, str]:

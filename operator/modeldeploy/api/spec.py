@@ -416,16 +416,39 @@ class WebhookMetric(_Model):
         return self
 
 
+class CompareMetric(_Model):
+    """The canary judged by what it answers: a comparator beside it (`<md>-mirror`, which the mirror steps copy
+    requests to) sends each copy to both revisions and counts the predictions that differ."""
+
+    max_disagreement: Annotated[float, Field(ge=0, le=1, description=(
+        "The largest share (0 to 1) of predictions that may differ from the stable revision's for the same "
+        "requests, e.g. 0.05"))]
+    tolerance: Annotated[float, Field(ge=0, description=(
+        "Two numeric predictions this close (absolute difference) agree; default 0: only equal ones"))] = 0.0
+    min_predictions: Annotated[int, Field(ge=1, le=1_000_000, description=(
+        "Fewer predictions compared than this: the run is Inconclusive; default 100"))] = 100
+
+
+ONE_METRIC_KIND = "each metric takes exactly one of prometheus, webhook or compare"
+
+
 class Metric(_Model):
     model_config = ConfigDict(json_schema_extra=_cel(
-        ("has(self.prometheus) != has(self.webhook)", "each metric takes exactly one of prometheus or webhook"),
+        ("[has(self.prometheus), has(self.webhook), has(self.compare)].filter(x, x).size() == 1", ONE_METRIC_KIND),
         ("!has(self.prometheus) || has(self.thresholdRange)", "a prometheus metric needs a thresholdRange"),
     ))
 
     name: Annotated[str, Field(pattern=DNS_LABEL_PATTERN, max_length=63)]
     prometheus: PrometheusMetric | None = None
     webhook: WebhookMetric | None = None
+    compare: CompareMetric | None = None
     threshold_range: ThresholdRange | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Metric:
+        if sum(x is not None for x in (self.prometheus, self.webhook, self.compare)) != 1:
+            raise ValueError(ONE_METRIC_KIND)
+        return self
 
 
 class Warmup(_Model):
@@ -442,7 +465,15 @@ class Bake(_Model):
         "How long the canary serves 100% under analysis before it becomes stable, e.g. 10m"))]
 
 
+ONE_COMPARE = ("at most one metric is a compare metric: one comparator sends the mirrored requests to both "
+               "revisions, with one tolerance")
+
+
 class Analysis(_Model):
+    model_config = ConfigDict(json_schema_extra=_cel(
+        ("!has(self.metrics) || self.metrics.filter(m, has(m.compare)).size() <= 1", ONE_COMPARE),
+    ))
+
     interval: Annotated[str, Field(pattern=DURATION_PATTERN)] = "30s"
     warmup: Warmup | None = None
     failure_limit: Annotated[int, Field(ge=0, le=100)] = 1
@@ -457,7 +488,13 @@ class Analysis(_Model):
         if len(seen) != len(set(seen)):
             twice = sorted({n for n in seen if seen.count(n) > 1})
             raise ValueError(f"metric names must be unique; repeated: {', '.join(twice)}")
+        if len([m for m in self.metrics or [] if m.compare is not None]) > 1:
+            raise ValueError(ONE_COMPARE)
         return self
+
+    def compared(self) -> CompareMetric | None:
+        """The compare metric's settings, when the canary is judged by its answers."""
+        return next((m.compare for m in self.metrics or [] if m.compare is not None), None)
 
 
 PRE_TRAFFIC_REFUSED = ("an analysis step before any setWeight judges a canary before it has traffic, which "
@@ -482,6 +519,11 @@ MIRROR_NEEDS_A_MESH = ("a mirror step needs trafficRouting gatewayAPI or istio: 
                        "Service and cannot copy requests")
 
 
+COMPARE_NEEDS_A_MIRROR = ("a compare metric needs a mirror step: it judges the canary on copies of live requests, "
+                          "which only a mirror step sends; add a step such as {mirror: {percent: 20}} before the "
+                          "analysis")
+
+
 class Rollout(_Model):
     model_config = ConfigDict(json_schema_extra=_cel(
         ("!has(self.steps) || (has(self.trafficRouting) && (has(self.trafficRouting.gatewayAPI) || "
@@ -495,6 +537,8 @@ class Rollout(_Model):
         ("!has(self.bake) || (has(self.steps) && size(self.steps) > 0)", BAKE_NEEDS_STEPS),
         ("!has(self.steps) || !self.steps.exists(s, has(s.mirror)) || (has(self.trafficRouting) && "
          "(has(self.trafficRouting.gatewayAPI) || has(self.trafficRouting.istio)))", MIRROR_NEEDS_A_MESH),
+        ("!has(self.analysis) || !has(self.analysis.metrics) || !self.analysis.metrics.exists(m, has(m.compare)) "
+         "|| (has(self.steps) && self.steps.exists(s, has(s.mirror)))", COMPARE_NEEDS_A_MIRROR),
     ))
 
     steps: Annotated[list[Step] | None, Field(max_length=50)] = None
@@ -507,6 +551,11 @@ class Rollout(_Model):
     # may hold twice the pods, and so twice the GPUs).
     max_surge: Annotated[int | None, Field(ge=0, le=1000)] = None
     bake: Bake | None = None
+
+    def compares(self) -> bool:
+        """Is the canary judged by its answers (a compare metric), so the mirror steps copy requests to the
+        comparator instead of the canary?"""
+        return self.analysis is not None and self.analysis.compared() is not None
 
     def mirror_at(self, index: int) -> int:
         """The share of requests copied to the canary at step `index`: the latest mirror step before it (it stays
@@ -529,6 +578,8 @@ class Rollout(_Model):
             raise ValueError(HEADER_ROUTE_NEEDS_A_MESH)
         if not mesh and any(s.mirror is not None for s in self.steps or []):
             raise ValueError(MIRROR_NEEDS_A_MESH)
+        if self.compares() and not any(s.mirror is not None for s in self.steps or []):
+            raise ValueError(COMPARE_NEEDS_A_MIRROR)
         if routing and (routing.gateway_api or routing.istio):
             if self.max_surge is not None and not any(s.set_weight is not None for s in self.steps or []):
                 raise ValueError(BUDGET_NEEDS_STEPS)

@@ -16,6 +16,8 @@ from kubernetes.client.rest import ApiException
 from modeldeploy import __version__
 from modeldeploy.api import names
 from modeldeploy.cli import render
+from modeldeploy.comparator import STATS_PORT, TRAFFIC_PORT
+from modeldeploy.desired.settings import COMPARATOR_IMAGE
 from modeldeploy.k8s.cache import RELIST_SECONDS
 from modeldeploy.k8s.client import TIMEOUT, Kube
 from modeldeploy.k8s.throttle import Throttle
@@ -223,6 +225,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise CliError("--priority only means something with --peering NAME (several replicas)")
     kube = _kube(args)
     settings = Settings(storage_initializer_image=args.storage_initializer_image,
+                        comparator_image=args.comparator_image,
                         allow_inline_analysis_urls=args.allow_inline_analysis_urls,
                         own_namespace=args.own_namespace)
     peering = _peering(args, kube)
@@ -271,6 +274,15 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from modeldeploy.comparator.server import Comparator, serve
+
+    _setup_logging(args.verbose, "text")
+    serve(Comparator(args.stable, args.canary, args.tolerance, args.stable_revision, args.canary_revision,
+                     timeout=args.timeout), args.port, args.stats_port)
+    return 0
 
 
 def _setup_logging(verbose: bool, fmt: str) -> None:
@@ -326,7 +338,23 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--storage-initializer-image", default=os.environ.get(
         "MODELDEPLOY_STORAGE_INITIALIZER_IMAGE", "docker.io/kserve/storage-initializer:v0.21.0"),
         help="image of the init container that fetches model.uri")
+    run.add_argument("--comparator-image", default=os.environ.get("MODELDEPLOY_COMPARATOR_IMAGE", COMPARATOR_IMAGE),
+                     help="image the comparator of a compare metric runs (`modeldeploy compare`): the operator's own")
     run.set_defaults(func=cmd_run)
+
+    compare = sub.add_parser("compare", help="the comparator a compare metric deploys beside a canary: sends each "
+                                             "request to both revisions and counts the predictions that differ")
+    compare.add_argument("--stable", required=True, metavar="URL", help="the stable revision's Service")
+    compare.add_argument("--canary", required=True, metavar="URL", help="the canary revision's Service")
+    compare.add_argument("--stable-revision", type=int, required=True)
+    compare.add_argument("--canary-revision", type=int, required=True)
+    compare.add_argument("--tolerance", type=float, default=0.0,
+                         help="numeric predictions this close agree (default 0: only equal ones)")
+    compare.add_argument("--timeout", type=float, default=30.0, help="seconds each revision has to answer")
+    compare.add_argument("--port", type=int, default=TRAFFIC_PORT, help="where mirrored requests come in")
+    compare.add_argument("--stats-port", type=int, default=STATS_PORT, help="/healthz, /agreement and /metrics")
+    compare.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+    compare.set_defaults(func=cmd_compare)
 
     for name, func, text in (
             ("status", cmd_status, "show a ModelDeployment's rollout state"),

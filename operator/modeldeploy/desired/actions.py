@@ -37,6 +37,10 @@ class Traffic:
     headers: tuple[tuple[str, str], ...] = ()
     # The share of requests copied to the canary, whose answers are dropped; 0 for none.
     mirror: int = 0
+    # The comparator's Service (`<md>-mirror`): a copy the route sends to it, or to the canary's, is the operator's.
+    # With `compare` (a compare metric judges the canary by its answers) the copies go to it.
+    comparator_service: str = ""
+    compare: bool = False
 
 
 @dataclass

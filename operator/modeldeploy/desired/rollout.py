@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from modeldeploy.api import names
 from modeldeploy.api.spec import ModelDeploymentSpec, ModelSource, PodTemplate, Runtime
 from modeldeploy.api.status import ManagedRoute, ModelDeploymentStatus
-from modeldeploy.desired import requests, scaling, service, weights, workload
+from modeldeploy.desired import comparator, requests, scaling, service, weights, workload
 from modeldeploy.desired.actions import Event, Plan, Ref, Traffic
 from modeldeploy.desired.analysis import analysis_due
 from modeldeploy.desired.canary import header_route, mirror
@@ -76,6 +76,7 @@ def build(world: World, old: ModelDeploymentStatus, d: Decision) -> Plan:
                          and move.pass_.ledger.records[n].outcome == Outcome.FAILED.value
                          for n, pods in fleet.deployments.items() if n in move.pass_.ledger.records)
     services(world, fleet.serving, move.canary, failed_leaving, out, baking=move.bake_started is not None)
+    comparing(world, fleet.serving, move.canary, out)
     route = traffic(world, old, move.canary, move.weight, move.position.index if move.position else None, out)
     scaling_objects(world, out)
     history(world, d, out)
@@ -131,6 +132,17 @@ def services(world: World, serving: int, canary: int | None, failed_leaving: boo
         out.delete.append(Ref("v1", "Service", f"{name}-canary"))
 
 
+def comparing(world: World, stable: int, canary: int | None, out: Plan) -> None:
+    """The comparator while a canary judged by a compare metric runs; gone once none is."""
+    analysis = world.spec.rollout.analysis
+    compare = analysis.compared() if analysis is not None else None
+    name = names.mirror_name(world.obs.name)
+    if compare is not None and canary is not None:
+        out.apply.extend(comparator.objects(world.owner, world.spec, compare, stable, canary, world.settings))
+    elif name in world.obs.services:
+        out.delete.extend([Ref("apps/v1", "Deployment", name), Ref("v1", "Service", name)])
+
+
 def traffic(world: World, old: ModelDeploymentStatus, canary: int | None, weight: int, index: int | None,
             out: Plan) -> ManagedRoute | None:
     """The weights a mesh route should carry, and the route the operator now manages (None without a mesh)."""
@@ -144,11 +156,13 @@ def traffic(world: World, old: ModelDeploymentStatus, canary: int | None, weight
         headers, copied = ((header_route(world, index), mirror(world, index))
                            if canary is not None and index is not None else ((), 0))
         out.traffic = Traffic(world.router, config, f"{name}-stable", f"{name}-canary",
-                              weight if canary is not None else 0, headers, copied)
+                              weight if canary is not None else 0, headers, copied,
+                              names.mirror_name(name), world.spec.rollout.compares())
         route = ManagedRoute(router=world.router, config=config)
     if old.route is not None and old.route != route:
         # The spec names another route, or none: the one it named gets its own backends back.
-        out.release = Traffic(old.route.router, old.route.config, f"{name}-stable", f"{name}-canary", 0)
+        out.release = Traffic(old.route.router, old.route.config, f"{name}-stable", f"{name}-canary", 0,
+                              comparator_service=names.mirror_name(name))
     return route
 
 

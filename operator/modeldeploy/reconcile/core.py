@@ -125,7 +125,8 @@ def let_go(kube: Kube, md: JSON) -> None:
     route = parse_status(md.get("status")).route
     if route is not None:
         ns, name = md["metadata"]["namespace"], md["metadata"]["name"]
-        traffic.release(kube, ns, Traffic(route.router, route.config, f"{name}-stable", f"{name}-canary", 0))
+        traffic.release(kube, ns, Traffic(route.router, route.config, f"{name}-stable", f"{name}-canary", 0,
+                                          comparator_service=names.mirror_name(name)))
     hold_for_route(kube, md, False)
 
 

@@ -13,6 +13,7 @@ from modeldeploy.analysis.base import RunContext, Target
 from modeldeploy.api import names
 from modeldeploy.api.provider import AnalysisProviderSpec, Endpoint
 from modeldeploy.api.spec import Metric
+from modeldeploy.comparator import AGREEMENT_PATH, STATS_PORT
 from modeldeploy.desired.settings import Settings
 from modeldeploy.k8s.client import Kube
 
@@ -23,6 +24,8 @@ def targets(kube: Kube, metrics: list[Metric], context: RunContext, settings: Se
 
 
 def target(kube: Kube, metric: Metric, context: RunContext, settings: Settings) -> Target | str:
+    if metric.compare is not None:
+        return comparator(kube, context)
     kind = "prometheus" if metric.prometheus is not None else "webhook"
     block = metric.prometheus or metric.webhook
     assert block is not None
@@ -56,6 +59,18 @@ def target(kube: Kube, metric: Metric, context: RunContext, settings: Settings) 
     # Header values may name the rollout ($namespace, $name, ...), e.g. a tenant header for a label proxy.
     headers = {k: string.Template(v).safe_substitute(context.variables()) for k, v in (endpoint.headers or {}).items()}
     return Target(url=url, headers=headers, token=token, ca_bundle=endpoint.ca_bundle)
+
+
+def comparator(kube: Kube, context: RunContext) -> Target | str:
+    """The counts of the comparator the operator runs beside the canary: its Service's cluster IP, which the
+    operator reaches in a pod and from a host on the cluster's network alike (no DNS name needed)."""
+    name = names.mirror_name(context.name)
+    svc = kube.get("v1", "Service", context.namespace, name)
+    ip = ((svc or {}).get("spec") or {}).get("clusterIP")
+    if not ip or ip == "None":
+        return f"the comparator's Service {name} has no cluster IP yet"
+    host = f"[{ip}]" if ":" in ip else ip
+    return Target(url=f"http://{host}:{STATS_PORT}{AGREEMENT_PATH}")
 
 
 def secret_value(kube: Kube, namespace: str, name: str, key: str) -> str | None:

@@ -53,12 +53,13 @@ def apply_weight(kube: Kube, namespace: str, traffic: Traffic | None) -> None:
     """Set the planned weight on the route when it carries another one."""
     if traffic is None:
         return
-    r = router(traffic.router, kube, namespace, traffic.config, traffic.stable_service, traffic.canary_service)
+    r = router(traffic.router, kube, namespace, traffic.config, traffic.stable_service, traffic.canary_service,
+               traffic.comparator_service)
     with _explained(traffic.router):
         if not r.verify(traffic.canary_weight):
             log.info("%s: canary weight %s%% on %s", namespace, traffic.canary_weight, traffic.router)
             r.set_weight(traffic.canary_weight)
-        r.set_side_routes(list(traffic.headers), traffic.mirror)
+        r.set_side_routes(list(traffic.headers), traffic.mirror, traffic.compare)
 
 
 def release(kube: Kube, namespace: str, traffic: Traffic | None) -> None:
@@ -66,7 +67,8 @@ def release(kube: Kube, namespace: str, traffic: Traffic | None) -> None:
     backend of ours left, needs nothing."""
     if traffic is None:
         return
-    r = router(traffic.router, kube, namespace, traffic.config, traffic.stable_service, traffic.canary_service)
+    r = router(traffic.router, kube, namespace, traffic.config, traffic.stable_service, traffic.canary_service,
+               traffic.comparator_service)
     with _explained(traffic.router):
         try:
             r.finalize()

@@ -26,10 +26,11 @@ class TrafficRouter(Protocol):
         """Does the object carry this weight? None when this router cannot tell."""
         ...
 
-    def set_side_routes(self, headers: list[tuple[str, str]], mirror: int) -> None:
+    def set_side_routes(self, headers: list[tuple[str, str]], mirror: int, compare: bool = False) -> None:
         """The ways the canary gets requests besides its weight, in one read and at most one write: requests with
         all these headers (name, exact value) go to it (none: that route is taken off), and a copy of `mirror`
-        percent of the requests (0: none), whose answers are dropped."""
+        percent of the requests (0: none), whose answers are dropped; with `compare` the copies go to the
+        comparator's Service instead, which sends each to both revisions."""
         ...
 
     def finalize(self) -> None:
@@ -39,4 +40,4 @@ class TrafficRouter(Protocol):
 
 class RouterFactory(Protocol):
     def __call__(self, kube: Kube, namespace: str, config: dict[str, Any], stable_service: str,
-                 canary_service: str) -> TrafficRouter: ...
+                 canary_service: str, comparator_service: str = "") -> TrafficRouter: ...

@@ -15,12 +15,13 @@ DEFAULT_WEIGHT = 1
 
 class GatewayAPIRouter:
     def __init__(self, kube: Kube, namespace: str, config: dict[str, Any], stable_service: str,
-                 canary_service: str) -> None:
+                 canary_service: str, comparator_service: str = "") -> None:
         self.kube = kube
         self.namespace = config.get("namespace") or namespace
         self.name = config["httpRoute"]
         self.stable = stable_service
         self.canary = canary_service
+        self.comparator = comparator_service
 
     def _is_stable(self, ref: JSON) -> bool:
         return ref.get("name") == self.stable
@@ -74,21 +75,23 @@ class GatewayAPIRouter:
         return self.get_weight() == canary_weight
 
     def _is_our_mirror(self, f: JSON) -> bool:
-        return f.get("type") == "RequestMirror" and self._is_canary((f.get("requestMirror") or {}).get("backendRef")
-                                                                    or {})
+        ref = (f.get("requestMirror") or {}).get("backendRef") or {}
+        return f.get("type") == "RequestMirror" and (self._is_canary(ref) or (bool(self.comparator)
+                                                     and ref.get("name") == self.comparator))
 
-    def set_side_routes(self, headers: list[tuple[str, str]], mirror: int) -> None:
+    def set_side_routes(self, headers: list[tuple[str, str]], mirror: int, compare: bool = False) -> None:
         route = self._existing()
         # The mirror's operations first: they address the user's rules by index, which the header route's
         # removals would shift.
-        ops = self._mirror_ops(route, mirror) + self._header_ops(route, headers)
+        ops = self._mirror_ops(route, mirror, self.comparator if compare else self.canary) + \
+            self._header_ops(route, headers)
         if ops:
             self.kube.json_patch(API_VERSION, "HTTPRoute", self.namespace, self.name,
                                  guarded(route["metadata"]["resourceVersion"], ops))
 
-    def _mirror_ops(self, route: JSON, percent: int) -> list[JSON]:
-        """A RequestMirror filter to the canary on each of the user's rules that reach stable (percent 0: none).
-        The rule's other filters stay as they are, in their order."""
+    def _mirror_ops(self, route: JSON, percent: int, to: str = "") -> list[JSON]:
+        """A RequestMirror filter to `to` (the canary, or the comparator) on each of the user's rules that reach
+        stable (percent 0: none). The rule's other filters stay as they are, in their order."""
         ops: list[JSON] = []
         for i, rule in enumerate(route["spec"].get("rules") or []):
             stable = next((r for r in rule.get("backendRefs") or [] if self._is_stable(r)), None)
@@ -99,7 +102,8 @@ class GatewayAPIRouter:
             if percent:
                 ref = {k: v for k, v in stable.items() if k in ("group", "kind", "port", "namespace")}
                 wanted.append({"type": "RequestMirror",
-                               "requestMirror": {"backendRef": {**ref, "name": self.canary}, "percent": percent}})
+                               "requestMirror": {"backendRef": {**ref, "name": to or self.canary},
+                                                 "percent": percent}})
             if wanted == filters:
                 continue
             ops.append({"op": "add", "path": f"/spec/rules/{i}/filters", "value": wanted} if wanted

@@ -20,13 +20,14 @@ DEFAULT_WEIGHT = 0
 
 class IstioRouter:
     def __init__(self, kube: Kube, namespace: str, config: dict[str, Any], stable_service: str,
-                 canary_service: str) -> None:
+                 canary_service: str, comparator_service: str = "") -> None:
         self.kube = kube
         self.namespace = namespace
         self.name = config["virtualService"]
         self.only = set(config.get("routes") or [])
         self.stable = stable_service
         self.canary = canary_service
+        self.comparator = comparator_service
 
     def _host(self, dest: JSON) -> str:
         # "fraud-stable", "fraud-stable.ns" and "fraud-stable.ns.svc.cluster.local" all name our Service.
@@ -37,6 +38,9 @@ class IstioRouter:
 
     def _is_canary(self, dest: JSON) -> bool:
         return self._host(dest) == self.canary
+
+    def _is_our_mirror(self, m: JSON) -> bool:
+        return self._is_canary(m) or (bool(self.comparator) and self._host(m) == self.comparator)
 
     def _vs(self) -> JSON | None:
         return self.kube.get(API_VERSION, "VirtualService", self.namespace, self.name)
@@ -84,17 +88,18 @@ class IstioRouter:
     def verify(self, canary_weight: int) -> bool | None:
         return self.get_weight() == canary_weight
 
-    def set_side_routes(self, headers: list[tuple[str, str]], mirror: int) -> None:
+    def set_side_routes(self, headers: list[tuple[str, str]], mirror: int, compare: bool = False) -> None:
         vs = self._existing()
         # The mirror's operations first: they address http routes by index, which the header route's shifts.
-        ops = self._mirror_ops(vs, mirror) + self._header_ops(vs, headers)
+        ops = self._mirror_ops(vs, mirror, self.comparator if compare else self.canary) + \
+            self._header_ops(vs, headers)
         if ops:
             self.kube.json_patch(API_VERSION, "VirtualService", self.namespace, self.name,
                                  guarded(vs["metadata"]["resourceVersion"], ops))
 
-    def _mirror_ops(self, vs: JSON, percent: int) -> list[JSON]:
-        """An entry for the canary in `mirrors` of each managed http route that reaches stable (percent 0: none);
-        the route's other mirrors stay."""
+    def _mirror_ops(self, vs: JSON, percent: int, to: str = "") -> list[JSON]:
+        """An entry for `to` (the canary, or the comparator) in `mirrors` of each managed http route that reaches
+        stable (percent 0: none); the route's other mirrors stay."""
         ops: list[JSON] = []
         for i, http in enumerate(vs["spec"].get("http") or []):
             if (self.only and http.get("name") not in self.only) or http.get("name") == self.header_route_name:
@@ -103,13 +108,13 @@ class IstioRouter:
             if stable is None:
                 continue
             mirrors = http.get("mirrors") or []
-            wanted = [m for m in mirrors if not self._is_canary(m)]
+            wanted = [m for m in mirrors if not self._is_our_mirror(m)]
             if percent:
                 if http.get("mirror"):
                     raise RouterError(f"VirtualService {self.namespace}/{self.name}: http route {i} mirrors with "
                                       f"`mirror`, which Istio does not take beside `mirrors`; write it as an entry "
                                       f"of `mirrors` so the operator can add the canary's")
-                wanted.append({"destination": {**stable["destination"], "host": self.canary},
+                wanted.append({"destination": {**stable["destination"], "host": to or self.canary},
                                "percentage": {"value": percent}})
             if wanted == mirrors:
                 continue

@@ -17,10 +17,10 @@ ROUTERS: dict[str, RouterFactory] = {
 
 
 def router(name: str, kube: Kube, namespace: str, config: dict[str, Any], stable_service: str,
-           canary_service: str) -> TrafficRouter:
+           canary_service: str, comparator_service: str = "") -> TrafficRouter:
     """The router for a trafficRouting block name."""
     try:
         factory = ROUTERS[name]
     except KeyError:
         raise ValueError(f"unknown traffic router {name!r}; known: {', '.join(sorted(ROUTERS))}") from None
-    return factory(kube, namespace, config, stable_service, canary_service)
+    return factory(kube, namespace, config, stable_service, canary_service, comparator_service)
