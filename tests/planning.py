@@ -106,7 +106,7 @@ def manifests(plan: rollout.Plan, kind: str) -> dict[str, dict[str, Any]]:
 def replicas(plan: rollout.Plan) -> dict[int, int]:
     """Planned spec.replicas per revision Deployment."""
     return {int(m["metadata"]["labels"][names.LABEL_REVISION]): m["spec"]["replicas"]
-            for m in manifests(plan, "Deployment").values()}
+            for m in manifests(plan, "Deployment").values() if names.LABEL_REVISION in m["metadata"]["labels"]}
 
 
 def outcomes(plan: rollout.Plan) -> dict[int, str]:
@@ -150,7 +150,7 @@ def take(plan: rollout.Plan, deps: dict[int, DeploymentFacts], records: dict[int
     """What a cluster does with a plan, at once (in place): Deployments resized (their Ready pods never above
     the new size), deleted ones gone, ControllerRevisions stored. New pods become Ready only when a test says."""
     for m in plan.apply:
-        if m["kind"] == "Deployment":
+        if m["kind"] == "Deployment" and names.LABEL_REVISION in m["metadata"]["labels"]:
             rev = int(m["metadata"]["labels"][names.LABEL_REVISION])
             old = deps.get(rev, DeploymentFacts(revision=rev, replicas=0, ready_replicas=0))
             want = m["spec"]["replicas"]
@@ -158,5 +158,5 @@ def take(plan: rollout.Plan, deps: dict[int, DeploymentFacts], records: dict[int
         elif m["kind"] == "ControllerRevision":
             records[m["revision"]] = record_of(m)
     for ref in plan.delete:
-        if ref.kind == "Deployment":
+        if ref.kind == "Deployment" and ref.name != names.mirror_name(MD):
             deps.pop(int(ref.name.rsplit("-r", 1)[1]), None)

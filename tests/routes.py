@@ -80,7 +80,8 @@ class Stored:
         return self.obj
 
 
-def routers(kube: Stored, kind: str) -> Any:
+def routers(kube: Stored, kind: str, comparator: str = "") -> Any:
     if kind == "httproute":
-        return GatewayAPIRouter(kube, "risk", {"httpRoute": "fraud-route"}, "fraud-stable", "fraud-canary")
-    return IstioRouter(kube, "risk", {"virtualService": "fraud-vs"}, "fraud-stable", "fraud-canary")
+        return GatewayAPIRouter(kube, "risk", {"httpRoute": "fraud-route"}, "fraud-stable", "fraud-canary",
+                                comparator)
+    return IstioRouter(kube, "risk", {"virtualService": "fraud-vs"}, "fraud-stable", "fraud-canary", comparator)
