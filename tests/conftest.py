@@ -287,6 +287,15 @@ def operator(cluster: Cluster, crd: None, namespace: str) -> Iterator[OperatorPr
 
 
 @pytest.fixture(scope="session")
+def operator_image(cluster: Cluster) -> str:
+    """The Dockerfile's image, built (once per content) and imported into the real node; its name."""
+    out = subprocess.run([sys.executable, str(ROOT / "tests" / "cluster" / "localcluster.py"), "image"],
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, f"the operator image was not built:\n{out.stderr[-3000:]}"
+    return out.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="session")
 def mesh_crds(cluster: Cluster) -> None:
     """The Gateway API HTTPRoute and Istio CRDs, from their Go modules pinned in tests/cluster/crds."""
     import json as _json

@@ -533,15 +533,6 @@ def test_a_model_is_fetched_from_s3_by_kserves_storage_code_and_served(cluster, 
 LOCAL_VALUES = ROOT / "examples" / "local-cluster-values.yaml"
 
 
-@pytest.fixture(scope="module")
-def operator_image() -> str:
-    """The Dockerfile's image, built (once per content) and imported into the real node; its name."""
-    out = subprocess.run([sys.executable, str(ROOT / "tests" / "cluster" / "localcluster.py"), "image"],
-                         capture_output=True, text=True, timeout=900)
-    assert out.returncode == 0, f"the operator image was not built:\n{out.stderr[-3000:]}"
-    return out.stdout.strip().splitlines()[-1]
-
-
 def test_helm_install_runs_the_dockerfiles_image_on_the_real_node_and_it_rolls_out_a_model(
         cluster, crd, namespace, operator_image):
     helm = [str(cluster.bin / "helm"), f"--kubeconfig={cluster.kubeconfig}"]

@@ -26,9 +26,11 @@ from modeldeploy.api.spec import (
     PROVIDER_OR_URL,
     QUALIFIED_NAME_RULE,
     QUANTITY_PATTERN,
+    REQUESTS_NEED_A_COUNT,
     RESERVED_KEYS_MESSAGE,
     STEP_KINDS,
     TOLERATION_RULES,
+    WARMUP_NEEDS_A_BOUND,
 )
 
 Schema = dict[str, Any]
@@ -100,6 +102,8 @@ EXPECTED_CEL = {
     ".spec.rollout": [PRE_TRAFFIC_REFUSED, BUDGET_NEEDS_STEPS, HEADER_ROUTE_NEEDS_A_MESH, BAKE_NEEDS_STEPS,
                       MIRROR_NEEDS_A_MESH, COMPARE_NEEDS_A_MIRROR],
     ".spec.rollout.analysis": [ONE_COMPARE],
+    ".spec.rollout.analysis.warmup": [WARMUP_NEEDS_A_BOUND, REQUESTS_NEED_A_COUNT],
+    ".spec.rollout.analysis.warmup.requestCount": [PROVIDER_OR_ADDRESS],
     ".spec.runtime": ["set exactly one of runtime.image or runtime.preset"],
     ".spec.autoscaling": ["autoscaling.minReplicas must not exceed maxReplicas"],
     ".spec.rollout.steps[]": [STEP_KINDS],

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+import pytest
+from pydantic import ValidationError
+
+from modeldeploy.api.spec import REQUESTS_NEED_A_COUNT, WARMUP_NEEDS_A_BOUND, Warmup
 from modeldeploy.api.status import AnalysisStatus, Measurement, ModelDeploymentStatus, Phase, Verdict
 from modeldeploy.desired import rollout
 from planning import NOW, PROGRESSING, SETTINGS, STABLE, after, observed, ready, record, spec, starting, status
@@ -107,3 +113,70 @@ def test_with_a_mesh_the_warm_up_starts_when_the_route_carries_traffic_to_the_ca
     # Its pods are Ready behind the Services, but the route sends them nothing yet: no warm-up
     assert (plan(0).status.analysis or AnalysisStatus(revision=2)).warmup_ends_at is None
     assert plan(50).status.analysis is not None and plan(50).status.analysis.warmup_ends_at is not None
+
+
+# -- a warm-up by requests: it ends once the canary has served that many, as a Prometheus query counts them -------
+
+BY_REQUESTS = {**ANALYSIS, "warmup": {"requests": 100, "requestCount": {
+    "address": "http://prom:9090", "query": 'sum(model_infer_request_success_total{revision="$revision"})'}}}
+
+
+def counted(verdict: Verdict, requests: float | None, analysis: AnalysisStatus,
+            block: dict[str, Any] = BY_REQUESTS) -> ModelDeploymentStatus:
+    run = seen(ready(1, 2), ready(2, 2), verdict=verdict)
+    return rollout.plan(raw(block), canary(1, analysis), replace(run, measured_requests=requests), SETTINGS).status
+
+
+def started(ago: float = 30, **more: Any) -> AnalysisStatus:
+    return AnalysisStatus(revision=2, warmup_started_at=rollout.timestamp(NOW - timedelta(seconds=ago)), **more)
+
+
+def test_a_warm_up_by_requests_starts_with_the_first_requests_and_its_end_is_not_known_yet() -> None:
+    p = rollout.plan(raw(BY_REQUESTS), canary(0, weight=0), seen(ready(1, 2), ready(2, 2), behind={1: 2, 2: 2}),
+                     SETTINGS)
+    a = p.status.analysis
+    assert a is not None and a.warmup_started_at == rollout.timestamp(NOW) and a.warmup_ends_at is None
+    assert "(warming up: 0 of 100 requests)" in (p.status.message or ""), p.status.message
+
+
+def test_runs_before_the_canary_has_served_enough_requests_count_for_nothing() -> None:
+    st = counted(Verdict.FAIL, 40, started())
+    a = st.analysis
+    assert st.phase == Phase.PROGRESSING and a is not None, st.message
+    assert (a.runs, a.warmup_runs, a.failed, a.warmup_requests, a.warmup_ends_at) == (1, 1, 0, 40, None)
+    assert "(warming up: 40 of 100 requests; 1 runs not counted)" in (st.message or ""), st.message
+
+
+def test_the_run_that_counts_enough_requests_ends_the_warm_up_and_itself_counts_for_nothing() -> None:
+    st = counted(Verdict.FAIL, 100, started())
+    a = st.analysis
+    assert st.phase == Phase.PROGRESSING and a is not None, st.message
+    assert (a.warmup_runs, a.failed, a.warmup_ends_at) == (1, 0, rollout.timestamp(NOW))
+    # The next failing run counts: rolled back
+    later = counted(Verdict.FAIL, 140, a.model_copy(update={"last_run_at": rollout.timestamp(after(-20))}))
+    assert later.phase == Phase.DEGRADED and "analysis failed 1 of 1 runs" in (later.message or ""), later.message
+
+
+def test_a_count_prometheus_could_not_give_keeps_it_warming_up() -> None:
+    st = counted(Verdict.FAIL, None, started(warmup_requests=90))
+    assert st.phase == Phase.PROGRESSING and st.analysis is not None
+    assert (st.analysis.failed, st.analysis.warmup_requests, st.analysis.warmup_ends_at) == (0, 90, None)
+
+
+def test_with_a_duration_too_it_ends_once_both_are_reached() -> None:
+    both = {**BY_REQUESTS, "warmup": {**BY_REQUESTS["warmup"], "duration": "2m"}}
+    # Enough requests 30 s in: it ends when the 2 minutes do
+    st = counted(Verdict.FAIL, 500, started(ago=30), block=both)
+    assert st.analysis is not None and st.analysis.warmup_ends_at == rollout.timestamp(after(90)), st.analysis
+    # 3 minutes in, with enough requests: it ends at this run
+    st = counted(Verdict.FAIL, 500, started(ago=180), block=both)
+    assert st.analysis is not None and st.analysis.warmup_ends_at == rollout.timestamp(NOW)
+    assert st.phase == Phase.PROGRESSING
+
+
+def test_the_spec_needs_a_bound_and_a_count_for_requests() -> None:
+    with pytest.raises(ValidationError, match=re.escape(WARMUP_NEEDS_A_BOUND)):
+        Warmup.model_validate({})
+    with pytest.raises(ValidationError, match=re.escape(REQUESTS_NEED_A_COUNT[:60])):
+        Warmup.model_validate({"requests": 10})
+    assert Warmup.model_validate({"duration": "1m"}).requests is None

@@ -81,6 +81,10 @@ NOTES: dict[str, str] = {
     "spec.rollout.analysis.metrics[].prometheus.query": "PromQL; `$name`, `$namespace`, `$revision`, "
                                                         "`$stable_revision`, `$canary_weight` and `$model_version` "
                                                         "are substituted",
+    "spec.rollout.analysis.warmup.requestCount.provider": "The AnalysisProvider (a Prometheus) to query",
+    "spec.rollout.analysis.warmup.requestCount.address": "Inline base URL of the Prometheus HTTP API; used only "
+                                                         "when the operator runs with --allow-inline-analysis-urls",
+    "spec.rollout.analysis.warmup.requestCount.query": "PromQL giving one number, the requests served so far",
     "spec.rollout.analysis.metrics[].webhook": "A POST with the rollout's context; a 2xx answer passes",
     "spec.rollout.analysis.metrics[].webhook.provider": "The AnalysisProvider (a webhook service the platform "
                                                         "registered) to POST to",
@@ -132,7 +136,10 @@ NOTES: dict[str, str] = {
     "status.analysis.passed": "Runs in which every metric passed",
     "status.analysis.failed": "Runs in which a metric failed",
     "status.analysis.inconclusive": "Runs with no failure but a metric that could not tell",
-    "status.analysis.warmupEndsAt": "When the canary's warm-up ends (RFC 3339): runs before it count for nothing",
+    "status.analysis.warmupStartedAt": "When the canary's warm-up began: when it first got requests (RFC 3339)",
+    "status.analysis.warmupEndsAt": "When the canary's warm-up ends (RFC 3339): runs before it count for nothing. "
+                                    "With warmup.requests, set once a run has counted them",
+    "status.analysis.warmupRequests": "The requests the canary had served at the last run, by warmup.requestCount",
     "status.analysis.warmupRuns": "Runs taken during the warm-up: recorded, counted neither as passed nor as failed",
     "status.analysis.lastRunAt": "When the last run was taken (RFC 3339)",
     "status.analysis.lastVerdict": "Verdict of the last run",

@@ -451,11 +451,37 @@ class Metric(_Model):
         return self
 
 
-class Warmup(_Model):
-    """The canary's cold start, left out of the verdict."""
+WARMUP_NEEDS_A_BOUND = "warmup needs duration, requests or both"
+REQUESTS_NEED_A_COUNT = ("warmup.requests needs warmup.requestCount: a Prometheus query (provider and query) that "
+                         "counts the requests the canary has served, e.g. sum(model_infer_request_success_total{"
+                         "namespace=\"$namespace\", revision=\"$revision\"})")
 
-    duration: Annotated[str, Field(pattern=DURATION_PATTERN, max_length=32, description=(
-        "How long after the canary's first pods are Ready its analysis runs count for nothing, e.g. 2m"))]
+
+class Warmup(_Model):
+    """The canary's cold start, left out of the verdict: a time, a number of requests served, or both (it ends
+    once each given one is reached)."""
+
+    model_config = ConfigDict(json_schema_extra=_cel(
+        ("has(self.duration) || has(self.requests)", WARMUP_NEEDS_A_BOUND),
+        ("has(self.requests) == has(self.requestCount)", REQUESTS_NEED_A_COUNT),
+    ))
+
+    duration: Annotated[str | None, Field(pattern=DURATION_PATTERN, max_length=32, description=(
+        "How long after the canary first gets requests its analysis runs count for nothing, e.g. 2m"))] = None
+    requests: Annotated[int | None, Field(ge=1, le=1_000_000_000, description=(
+        "How many requests the canary serves before its analysis runs count, e.g. 500 (counted by "
+        "requestCount)"))] = None
+    request_count: Annotated[PrometheusMetric | None, Field(description=(
+        "A Prometheus query giving the number of requests the canary's revision has served so far, measured "
+        "with each analysis run until the warm-up ends; it may use $namespace, $name, $revision"))] = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Warmup:
+        if self.duration is None and self.requests is None:
+            raise ValueError(WARMUP_NEEDS_A_BOUND)
+        if (self.requests is None) != (self.request_count is None):
+            raise ValueError(REQUESTS_NEED_A_COUNT)
+        return self
 
 
 class Bake(_Model):

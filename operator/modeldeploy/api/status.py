@@ -69,9 +69,12 @@ class AnalysisStatus(_Model):
     inconclusive_streak: int = 0
     # A person promoted without a passing run (`promote --full`): evidence was waived for this revision.
     waived: bool = False
-    # rollout.analysis.warmup: when it ends (set once the canary's first pods are Ready), and the runs taken
-    # before then, which count neither way.
+    # rollout.analysis.warmup: when it began (the canary's first requests) and ends (known at once for a duration;
+    # for a number of requests, once a run has counted them), the requests counted so far, and the runs taken
+    # before the end, which count neither way.
+    warmup_started_at: str | None = None
     warmup_ends_at: str | None = None
+    warmup_requests: int | None = None
     warmup_runs: int = 0
     last_run_at: str | None = None
     last_verdict: Verdict | None = None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from modeldeploy.api.spec import Step, parse_duration
+from modeldeploy.api.spec import Step, Warmup, parse_duration
 from modeldeploy.api.status import AnalysisStatus, Phase, Verdict
 from modeldeploy.desired import requests, weights
 from modeldeploy.desired.analysis import INCONCLUSIVE_HOLD, analysis_due_at, fold, fold_warm_up, number
@@ -61,7 +61,8 @@ def advance(world: World, p: Pass, state: RolloutState, t: int, stable: int) -> 
         # A person chose to go on: past a held failure the failed runs are forgiven (later ones count),
         # and past the last step no passing run is needed any more.
         if held_on_failure:
-            analysis = AnalysisStatus(revision=t, warmup_ends_at=analysis.warmup_ends_at)
+            analysis = AnalysisStatus(revision=t, warmup_started_at=analysis.warmup_started_at,
+                                      warmup_ends_at=analysis.warmup_ends_at, warmup_requests=analysis.warmup_requests)
         if index >= len(steps):
             analysis = analysis.model_copy(update={"waived": True})
 
@@ -150,10 +151,13 @@ def advance(world: World, p: Pass, state: RolloutState, t: int, stable: int) -> 
     if analysis.runs:
         progress += f": analysis {analysis.passed}/{analysis.runs - analysis.warmup_runs} passed"
     warming = parse_timestamp(analysis.warmup_ends_at)
+    warmup = spec.rollout.analysis.warmup if spec.rollout.analysis else None
+    not_counted = f"; {analysis.warmup_runs} runs not counted)" if analysis.warmup_runs else ")"
     if warming is not None and now < warming:
         # (the end, not the time left: a countdown would rewrite status on every pass)
-        progress += f" (warming up until {timestamp(warming)}"
-        progress += f"; {analysis.warmup_runs} runs not counted)" if analysis.warmup_runs else ")"
+        progress += f" (warming up until {timestamp(warming)}{not_counted}"
+    elif warming is None and analysis.warmup_started_at and warmup is not None and warmup.requests:
+        progress += f" (warming up: {analysis.warmup_requests or 0} of {warmup.requests} requests{not_counted}"
     name = world.obs.name
     if unclear:
         phase, reason, message = (
@@ -320,7 +324,25 @@ def record_analysis(world: World, state: RolloutState, t: int, fresh: bool) -> A
         # Runs of one model are at least an interval (1 s or more) apart, so no two share a second.
         return a
     ends = parse_timestamp(a.warmup_ends_at)
+    block = world.spec.rollout.analysis
+    warmup = block.warmup if block is not None else None
+    if ends is None and a.warmup_started_at and warmup is not None and warmup.requests:
+        return fold_warm_up(counted_warm_up(a, warmup, world.obs.measured_requests, at), run, at)
     return fold_warm_up(a, run, at) if ends is not None and at < ends else fold(a, run, at)
+
+
+def counted_warm_up(a: AnalysisStatus, warmup: Warmup, counted: float | None, at: datetime) -> AnalysisStatus:
+    """A warm-up by requests, with the count a run took: it ends once the canary has served that many (and its
+    duration, if it has one, is over too). The run that counted them was taken while it was still cold, so it
+    counts for nothing; the next one is the first that counts."""
+    if counted is None:
+        return a  # not counted (Prometheus did not answer): still warming up, as far as anyone can tell
+    a = a.model_copy(update={"warmup_requests": int(counted)})
+    if warmup.requests is None or counted < warmup.requests:
+        return a
+    began = parse_timestamp(a.warmup_started_at) or at
+    end = max(at, began + timedelta(seconds=parse_duration(warmup.duration))) if warmup.duration else at
+    return a.model_copy(update={"warmup_ends_at": timestamp(end)})
 
 
 def warm_up(world: World, analysis: AnalysisStatus, t: int, index: int) -> AnalysisStatus:
@@ -330,7 +352,7 @@ def warm_up(world: World, analysis: AnalysisStatus, t: int, index: int) -> Analy
     then is what the warm-up leaves out of the verdict. (Seen a pass late at worst, so the warm-up ends late,
     never early.)"""
     block = world.spec.rollout.analysis
-    if block is None or block.warmup is None or analysis.warmup_ends_at is not None:
+    if block is None or block.warmup is None or analysis.warmup_started_at or analysis.warmup_ends_at:
         return analysis
     # (The same readings the served weight comes from, so the pass that first writes a weight above 0, on which
     # the first run is started, has started the warm-up too, and every run is told when it ends.)
@@ -342,8 +364,11 @@ def warm_up(world: World, analysis: AnalysisStatus, t: int, index: int) -> Analy
                                                          and max(behind_canary, world.ready(t)) > 0)
     if not serving:
         return analysis
-    ends = world.now + timedelta(seconds=parse_duration(block.warmup.duration))
-    return analysis.model_copy(update={"warmup_ends_at": timestamp(ends)})
+    update = {"warmup_started_at": timestamp(world.now)}
+    if block.warmup.requests is None and block.warmup.duration:
+        # A warm-up by time alone: its end is known now. (By requests, a run's count tells when it is over.)
+        update["warmup_ends_at"] = timestamp(world.now + timedelta(seconds=parse_duration(block.warmup.duration)))
+    return analysis.model_copy(update=update)
 
 
 def analysis_passed(world: World, analysis: AnalysisStatus, step_started: datetime) -> bool:

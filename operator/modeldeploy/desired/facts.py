@@ -91,5 +91,8 @@ class Observed:
     measured_revision: int | None = None
     # When that run began (runs are taken off the reconcile, and may finish passes later).
     measured_at: datetime | None = None
+    # The requests the canary had served when that run was taken (rollout.analysis.warmup.requestCount), while
+    # a warm-up by requests runs; None otherwise, or when it could not be counted.
+    measured_requests: float | None = None
     # Canary weight the traffic router reports, None when it cannot tell.
     router_weight: int | None = None

@@ -227,7 +227,8 @@ def status(world: World, old: ModelDeploymentStatus, d: Decision, route: Managed
         current_step_index=at.index if at else None,
         step_started_at=timestamp(at.step_started) if at and at.step_started else None,
         bake_started_at=timestamp(move.bake_started) if move.bake_started else None,
-        analysis=analysis if analysis and (analysis.runs or analysis.waived or analysis.warmup_ends_at) else None,
+        analysis=analysis if analysis and (analysis.runs or analysis.waived or analysis.warmup_started_at
+                                           or analysis.warmup_ends_at) else None,
         rollback=move.pass_.override,
         route=route,
         handled_requests=dict(d.handled),

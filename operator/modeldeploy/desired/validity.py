@@ -7,7 +7,7 @@ import re
 from pydantic import ValidationError
 
 from modeldeploy.api import names
-from modeldeploy.api.spec import ModelDeploymentSpec
+from modeldeploy.api.spec import ModelDeploymentSpec, PrometheusMetric
 from modeldeploy.api.status import Condition, ConditionType, ModelDeploymentStatus, Phase
 from modeldeploy.desired import workload
 from modeldeploy.desired.actions import Event, Plan
@@ -67,22 +67,29 @@ def analysis_refused(spec: ModelDeploymentSpec, obs: Observed, settings: Setting
     """A metric whose endpoint the operator will not reach: an inline URL where the platform did not allow
     them, or an AnalysisProvider that does not exist or is of the other kind."""
     block = spec.rollout.analysis
-    for i, metric in enumerate(block.metrics or [] if block else []):
-        kind = "prometheus" if metric.prometheus is not None else "webhook"
-        where = f"spec.rollout.analysis.metrics[{i}].{kind}"
-        provider = metric.prometheus.provider if metric.prometheus else metric.webhook.provider if metric.webhook \
-            else None
-        inline = metric.prometheus.address if metric.prometheus else metric.webhook.url if metric.webhook else None
+    # Each endpoint the analysis reaches: the metrics' (a compare metric's is the operator's own comparator) and
+    # a warm-up's request count.
+    # (where, kind, name, what it is, endpoint)
+    reached = [(f"spec.rollout.analysis.metrics[{i}].{kind}", kind, metric.name, f"metric {metric.name!r}", endpoint)
+               for i, metric in enumerate(block.metrics or [] if block else [])
+               for kind, endpoint in (("prometheus", metric.prometheus), ("webhook", metric.webhook))
+               if endpoint is not None]
+    if block is not None and block.warmup is not None and block.warmup.request_count is not None:
+        reached.append(("spec.rollout.analysis.warmup.requestCount", "prometheus", "warm-up request count",
+                        "the warm-up's request count", block.warmup.request_count))
+    for where, kind, name, what, endpoint in reached:
+        provider = endpoint.provider
+        inline = endpoint.address if isinstance(endpoint, PrometheusMetric) else endpoint.url
         if inline is not None and not settings.allow_inline_analysis_urls:
             field = "address" if kind == "prometheus" else "url"
             return ("InlineAnalysisURL",
                     f"{where}.{field}: this operator does not reach analysis URLs written in a ModelDeployment "
-                    f"({metric.name}: {inline}); name an AnalysisProvider instead ({kind}.provider; "
+                    f"({name}: {inline}); name an AnalysisProvider instead ({kind}.provider; "
                     f"`kubectl get analysisproviders` lists them), or ask the platform team to run the operator "
                     f"with --allow-inline-analysis-urls")
         if provider is not None and obs.analysis_providers.get(provider) != kind:
             found = obs.analysis_providers.get(provider)
-            why = (f"is a {found} provider, and metric {metric.name!r} is a {kind} metric" if found else
+            why = (f"is a {found} provider, and {what} is a {kind} metric" if found else
                    "does not exist")
             return ("AnalysisProviderNotFound",
                     f"{where}.provider: AnalysisProvider {provider!r} {why}; `kubectl get analysisproviders` lists "

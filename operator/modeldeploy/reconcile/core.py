@@ -15,8 +15,8 @@ from pydantic import ValidationError
 from modeldeploy.analysis import registry as providers
 from modeldeploy.analysis.base import RunContext
 from modeldeploy.api import names
-from modeldeploy.api.spec import ModelDeploymentSpec
-from modeldeploy.api.status import Measurement, ModelDeploymentStatus
+from modeldeploy.api.spec import Metric, ModelDeploymentSpec, ThresholdRange
+from modeldeploy.api.status import Measurement, ModelDeploymentStatus, Verdict
 from modeldeploy.desired import rollout
 from modeldeploy.desired.actions import Traffic
 from modeldeploy.desired.analysis import ready_behind_canary
@@ -189,12 +189,25 @@ def measure(kube: Kube, observed: Observed, spec: JSON, old: ModelDeploymentStat
                      ", ".join(f"{m.metric}={m.value} {m.verdict.value}" for m in measurements))
             return measurements
 
-        runs.start(key, old.canary_revision, observed.now, run)
+        warmup = parsed.rollout.analysis.warmup
+        counting = warmup is not None and warmup.request_count is not None and not (
+            old.analysis and old.analysis.revision == old.canary_revision and old.analysis.warmup_ends_at)
+
+        def count() -> float | None:
+            assert warmup is not None and warmup.request_count is not None
+            metric = Metric(name="warmup-requests", prometheus=warmup.request_count,
+                            threshold_range=ThresholdRange(min=float(warmup.requests or 0)))
+            (m,) = providers.run([metric], context, endpoints.targets(kube, [metric], context, settings))
+            log.info("%s/%s warm-up of revision %d: %s requests served", context.namespace, context.name,
+                     context.revision, m.value)
+            return m.value if m.verdict != Verdict.INCONCLUSIVE else None
+
+        runs.start(key, old.canary_revision, observed.now, run, count if counting else None)
         done = runs.take(key)  # there already when runs are taken inline
     if done is None:
         return observed, None
     return replace(observed, measurements=done.measurements, measured_revision=done.revision,
-                   measured_at=done.started), done
+                   measured_at=done.started, measured_requests=done.requests), done
 
 
 # Answers that say the API server could not take a write now, not that it never will: a conflict, throttling,

@@ -284,9 +284,10 @@ def _exists(kube: Kube, kind: str, namespace: str, name: str) -> bool:
 
 def named_providers(spec: JSON) -> set[str]:
     """The AnalysisProviders a raw spec's metrics name."""
-    metrics = ((spec.get("rollout") or {}).get("analysis") or {}).get("metrics") or []
-    return {block["provider"] for m in metrics for block in (m.get("prometheus"), m.get("webhook"))
-            if isinstance(block, dict) and isinstance(block.get("provider"), str)}
+    analysis = (spec.get("rollout") or {}).get("analysis") or {}
+    blocks = [block for m in analysis.get("metrics") or [] for block in (m.get("prometheus"), m.get("webhook"))]
+    blocks.append((analysis.get("warmup") or {}).get("requestCount"))
+    return {block["provider"] for block in blocks if isinstance(block, dict) and isinstance(block.get("provider"), str)}
 
 
 def analysis_providers(kube: Kube, spec: JSON) -> dict[str, str]:

@@ -31,6 +31,8 @@ class Finished:
     revision: int
     started: datetime
     measurements: tuple[Measurement, ...]
+    # The request count of a warm-up by requests, measured with the run (None: not asked for, or not known).
+    requests: float | None = None
 
 
 class AnalysisRuns:
@@ -64,34 +66,37 @@ class AnalysisRuns:
         with self._lock:
             self._finished.setdefault(key, run)
 
-    def start(self, key: Key, revision: int, started: datetime,
-              measure: Callable[[], tuple[Measurement, ...]]) -> None:
-        """Run `measure` for this ModelDeployment unless a run of it is already going."""
+    def start(self, key: Key, revision: int, started: datetime, measure: Callable[[], tuple[Measurement, ...]],
+              count: Callable[[], float | None] | None = None) -> None:
+        """Run `measure` (and `count`, a warm-up's request count, when given) for this ModelDeployment unless a
+        run of it is already going."""
         with self._lock:
             if key in self._running:
                 return
             self._running.add(key)
         if self._pool is None:
-            self._finish(key, revision, started, measure)
+            self._finish(key, revision, started, measure, count)
         else:
-            self._pool.submit(self._finish, key, revision, started, measure)
+            self._pool.submit(self._finish, key, revision, started, measure, count)
 
     def forget(self, key: Key) -> None:
         """The ModelDeployment is gone: drop its finished run (a running one ends unread)."""
         with self._lock:
             self._finished.pop(key, None)
 
-    def _finish(self, key: Key, revision: int, started: datetime,
-                measure: Callable[[], tuple[Measurement, ...]]) -> None:
+    def _finish(self, key: Key, revision: int, started: datetime, measure: Callable[[], tuple[Measurement, ...]],
+                count: Callable[[], float | None] | None) -> None:
         try:
+            # The count first: requests it counts were served before the run's measurements were taken.
+            requests = count() if count is not None else None
             measurements = measure()
         except Exception:  # a provider bug must not kill the pool's thread or leave the key running forever
             log.exception("%s/%s: the analysis run failed", *key)
-            measurements = ()
+            measurements, requests = (), None
         with self._lock:
             self._running.discard(key)
             if measurements:
-                self._finished[key] = Finished(revision, started, measurements)
+                self._finished[key] = Finished(revision, started, measurements, requests)
         if self._pool is not None:
             self._notify(*key)
 
