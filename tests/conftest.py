@@ -374,6 +374,19 @@ PEERING_CRD_FILE = ROOT / "crds" / "kopf-peering.yaml"
 
 
 @pytest.fixture(scope="session")
+def pod_prometheus(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
+    """Prometheus scraping the real node's model servers, found through Kubernetes service discovery."""
+    import realnode
+
+    prom = Prometheus(tmp_path_factory.mktemp("pod-prometheus"),
+                      servers.SCRAPE_MODEL_SERVERS.format(kubeconfig=cluster.kubeconfig, node=realnode.NAME))
+    try:
+        yield prom
+    finally:
+        prom.stop()
+
+
+@pytest.fixture(scope="session")
 def peering_crds(cluster: Cluster) -> None:
     """kopf's peering CRDs (KopfPeering, ClusterKopfPeering), for operators run with --peering."""
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(PEERING_CRD_FILE))

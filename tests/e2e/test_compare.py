@@ -139,7 +139,7 @@ def test_a_canary_that_answers_otherwise_is_rolled_back_on_its_answers_and_one_t
 
     start_operator("--comparator-image", operator_image)
     cluster.kubectl("label", "namespace", namespace, "--overwrite", "pod-security.kubernetes.io/enforce=restricted")
-    folder = ROOT / ".cluster" / "node" / "volumes" / namespace
+    folder = (ROOT / ".cluster" / "node" / "volumes" / namespace).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     rows, trained = models()
     for version, model in trained.items():

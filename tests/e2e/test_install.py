@@ -254,6 +254,9 @@ def test_the_rendered_arguments_are_what_modeldeploy_run_takes(cluster):
     assert every.namespace == ["team-a", "team-b"] and every.verbose and every.log_format == "text"
     assert every.peering == "modeldeploy"
     assert every.storage_initializer_image == "docker.io/kserve/storage-initializer:v0.21.0"
+    # The comparator a compare metric runs is the operator's own image (kustomize: the default, its tag)
+    for name, dep in _rendered_deployments(cluster).items():
+        assert parsed[name].comparator_image == container(dep)["image"], name
 
 
 def test_the_servicemonitor_is_rendered_only_when_enabled(cluster):

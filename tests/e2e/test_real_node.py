@@ -349,19 +349,6 @@ def test_pods_that_cannot_start_say_why_in_status_and_an_event_within_seconds(cl
         cluster.kubectl("delete", "persistentvolume", pv, "--wait=false", check=False)
 
 
-@pytest.fixture(scope="module")
-def pod_prometheus(cluster, tmp_path_factory):
-    """Prometheus scraping the real node's model servers, found through Kubernetes service discovery."""
-    from conftest import Prometheus
-
-    prom = Prometheus(tmp_path_factory.mktemp("pod-prometheus"),
-                      servers.SCRAPE_MODEL_SERVERS.format(kubeconfig=cluster.kubeconfig, node=realnode.NAME))
-    try:
-        yield prom
-    finally:
-        prom.stop()
-
-
 ERROR_RATE = servers.MLSERVER_ERROR_RATE.format(w="20s")
 # One row in BAD_SHARE has a negative feature: a model that takes square roots fails on it.
 BAD_SHARE = 0.3

@@ -55,6 +55,9 @@ app.kubernetes.io/component: operator
 - {{ .Values.health.port | quote }}
 - --storage-initializer-image
 - {{ .Values.storageInitializerImage | quote }}
+{{- /* The comparator a compare metric runs beside a canary is this image too (`modeldeploy compare`). */}}
+- --comparator-image
+- "{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}"
 - --kube-qps
 - {{ .Values.kubeAPI.qps | quote }}
 - --kube-burst

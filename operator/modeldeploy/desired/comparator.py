@@ -30,8 +30,8 @@ def objects(owner: Owner, spec: ModelDeploymentSpec, compare: CompareMetric, sta
 
 
 def _pod_labels(owner: Owner) -> dict[str, str]:
-    return {names.LABEL_NAME: owner.name, names.LABEL_MANAGED_BY: names.MANAGED_BY,
-            names.LABEL_MIRROR_OF: owner.name}
+    # Neither LABEL_MD nor managed-by: the operator's pod watch (managed-by) follows model servers only.
+    return {names.LABEL_NAME: owner.name, names.LABEL_MIRROR_OF: owner.name}
 
 
 def deployment(owner: Owner, spec: ModelDeploymentSpec, compare: CompareMetric, stable: int, canary: int,
