@@ -187,6 +187,13 @@ RULE_BREACHES: list[Callable[[JSON], Defect]] = [
         bake={"duration": "10m"}))),
     _breach("spec.rollout", lambda s: (s["rollout"].pop("trafficRouting", None), _steps(s, [
         {"mirror": {"percent": 10}}, {"setWeight": 50}]))),
+    # a compare metric without a mirror step (the steps the base spec has are kept)
+    _breach("spec.rollout", lambda s: s["rollout"]["analysis"]["metrics"].append(
+        {"name": "agreement", "compare": {"maxDisagreement": 0.05}})),
+    _breach("spec.rollout.analysis", lambda s: s["rollout"]["analysis"]["metrics"].extend(
+        {"name": n, "compare": {"maxDisagreement": 0.05}} for n in ("a", "b"))),
+    _breach("spec.rollout.analysis.warmup", lambda s: s["rollout"]["analysis"].update(warmup={})),
+    _breach("spec.rollout.analysis.warmup", lambda s: s["rollout"]["analysis"].update(warmup={"requests": 100})),
     _breach("spec.autoscaling", lambda s: s.update(autoscaling={"minReplicas": 5, "maxReplicas": 2})),
     _breach("spec.rollout.analysis.metrics[0]", lambda s: s["rollout"]["analysis"]["metrics"][0].update(
         prometheus={"provider": "p", "query": "up"})),

@@ -14,24 +14,20 @@ import copy
 import json
 import os
 import threading
-from pathlib import Path
 from typing import Any
 
 import pytest
-import realnode
 import servers
 import yaml
 
 from helpers import wait_for
+from model_volumes import ON_REAL_NODE, cluster_ip, models_claim, models_folder
 from modeldeployments import MD, apply, get, manifest, status, wait_phase
 from routes import ROUTES
 
 pytestmark = pytest.mark.skipif(os.environ.get("MODELDEPLOY_REAL_NODE", "1") == "0",
                                 reason="the KWOK-only cluster has no real node")
 
-ROOT = Path(__file__).resolve().parents[2]
-ON_REAL_NODE = {"nodeSelector": {realnode.LABEL: "true"},
-                "tolerations": [{"key": realnode.LABEL, "operator": "Exists", "effect": "NoSchedule"}]}
 ROWS, FLIPPED = 50, 10  # revision 2 answers 10 of the 50 rows otherwise: 20%
 MIRROR = f"{MD}-mirror"
 
@@ -51,27 +47,6 @@ def models() -> tuple[list[list[float]], dict[str, Any]]:
         "2": DecisionTreeClassifier(random_state=0).fit(features, flipped),
         "3": DecisionTreeClassifier(random_state=3, splitter="random").fit(features, labels),
     }
-
-
-def claim(cluster: Any, namespace: str, folder: Path) -> str:
-    """A claim `models` on a folder of the real node's (a pvc:// model needs no storage initializer)."""
-    pv = f"models-{namespace}"
-    cluster.kubectl("apply", "-f", "-", input=json.dumps({
-        "apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": pv},
-        "spec": {"capacity": {"storage": "1Mi"}, "accessModes": ["ReadOnlyMany"], "storageClassName": "",
-                 "persistentVolumeReclaimPolicy": "Retain",
-                 "hostPath": {"path": str(folder), "type": "DirectoryOrCreate"},
-                 "claimRef": {"namespace": namespace, "name": "models"}}}))
-    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps({
-        "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "models"},
-        "spec": {"accessModes": ["ReadOnlyMany"], "storageClassName": "", "volumeName": pv,
-                 "resources": {"requests": {"storage": "1Mi"}}}}))
-    return pv
-
-
-def cluster_ip(cluster: Any, namespace: str, service: str) -> str:
-    return str(cluster.kubectl("get", "service", service, "-n", namespace, "-o",
-                               "jsonpath={.spec.clusterIP}").stdout)
 
 
 def predicted(ip: str, rows: list[list[float]]) -> list[int]:
@@ -139,8 +114,8 @@ def test_a_canary_that_answers_otherwise_is_rolled_back_on_its_answers_and_one_t
 
     start_operator("--comparator-image", operator_image)
     cluster.kubectl("label", "namespace", namespace, "--overwrite", "pod-security.kubernetes.io/enforce=restricted")
-    folder = (ROOT / ".cluster" / "node" / "volumes" / namespace).resolve()
-    folder.mkdir(parents=True, exist_ok=True)
+    pv = models_claim(cluster, namespace)
+    folder = models_folder(namespace)
     rows, trained = models()
     for version, model in trained.items():
         (folder / f"v{version}").mkdir()
@@ -148,7 +123,6 @@ def test_a_canary_that_answers_otherwise_is_rolled_back_on_its_answers_and_one_t
         (folder / f"v{version}" / "model-settings.json").write_text(json.dumps({
             "name": "iris", "implementation": "mlserver_sklearn.SKLearnModel",
             "parameters": {"uri": "./model.joblib", "version": version}}))
-    pv = claim(cluster, namespace, folder)
     route = copy.deepcopy(ROUTES["httproute"])
     route["metadata"]["namespace"] = namespace
     cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(route))

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from helpers import wait_for
+from model_volumes import ON_REAL_NODE, models_claim, models_folder
 from modeldeployments import MD, apply, cli, events, get, manifest, status, wait_phase
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cluster"))
@@ -35,8 +36,6 @@ import servers
 pytestmark = pytest.mark.skipif(os.environ.get("MODELDEPLOY_REAL_NODE", "1") == "0",
                                 reason="the KWOK-only cluster has no real node")
 
-ON_REAL_NODE = {"nodeSelector": {realnode.LABEL: "true"},
-                "tolerations": [{"key": realnode.LABEL, "operator": "Exists", "effect": "NoSchedule"}]}
 
 
 def echo_pod(name: str, version: str) -> dict:
@@ -136,28 +135,6 @@ REQUESTS = 400
 TOLERANCE = 0.10
 
 
-def _models_folder(namespace: str) -> Path:
-    return ROOT / ".cluster" / "node" / "volumes" / namespace
-
-
-def _models_claim(cluster, namespace: str) -> str:
-    """A claim `models` bound to a folder on the real node: a pvc:// model needs no storage initializer."""
-    pv = f"models-{namespace}"
-    folder = _models_folder(namespace)
-    folder.mkdir(parents=True, exist_ok=True)
-    cluster.kubectl("apply", "-f", "-", input=json.dumps({
-        "apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": pv},
-        "spec": {"capacity": {"storage": "1Mi"}, "accessModes": ["ReadOnlyMany"], "storageClassName": "",
-                 "persistentVolumeReclaimPolicy": "Retain",
-                 "hostPath": {"path": str(folder), "type": "DirectoryOrCreate"},
-                 "claimRef": {"namespace": namespace, "name": "models"}}}))
-    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps({
-        "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "models"},
-        "spec": {"accessModes": ["ReadOnlyMany"], "storageClassName": "", "volumeName": pv,
-                 "resources": {"requests": {"storage": "1Mi"}}}}))
-    return pv
-
-
 def _answers(ip: str) -> list[str]:
     """REQUESTS requests, each on a new connection through the ClusterIP: the version that answered
     each, or the error a client got."""
@@ -222,7 +199,7 @@ def _settled_split(cluster, namespace: str, service: str) -> tuple[dict, dict[st
 def test_a_replicas_canary_splits_real_requests_as_its_status_says(cluster, namespace, operator):
     """The replicas router on real pods: the request share clients measure at each step is the pod share
     the operator reports in status.canaryWeight, within the tolerance above."""
-    pv = _models_claim(cluster, namespace)
+    pv = models_claim(cluster, namespace)
     try:
         def model(version: str) -> dict:
             return manifest(
@@ -298,11 +275,11 @@ def test_the_mlserver_preset_serves_a_real_scikit_learn_model(cluster, namespace
     from sklearn.linear_model import LogisticRegression
 
     _enforce_restricted(cluster, namespace)
-    pv = _models_claim(cluster, namespace)
+    pv = models_claim(cluster, namespace)
     try:
         features, labels = load_iris(return_X_y=True)
         model = LogisticRegression(max_iter=1000).fit(features, labels)
-        folder = _models_folder(namespace)
+        folder = models_folder(namespace)
         joblib.dump(model, folder / "model.joblib")
         (folder / "model-settings.json").write_text(json.dumps({
             "name": "iris", "implementation": "mlserver_sklearn.SKLearnModel",
@@ -329,7 +306,7 @@ def test_the_mlserver_preset_serves_a_real_scikit_learn_model(cluster, namespace
 ])
 def test_pods_that_cannot_start_say_why_in_status_and_an_event_within_seconds(cluster, namespace, operator,
                                                                                 runtime, reasons):
-    pv = _models_claim(cluster, namespace)
+    pv = models_claim(cluster, namespace)
     try:
         apply(cluster, manifest(namespace, version="1", replicas=2, model={"uri": "pvc://models", "version": "1"},
                                 runtime=runtime, template=ON_REAL_NODE))
@@ -373,11 +350,11 @@ def test_prometheus_analysis_on_mlservers_own_metrics_rolls_back_a_failing_model
         "3": LogisticRegression(C=0.5, max_iter=1000).fit(features, labels),
     }
     _enforce_restricted(cluster, namespace)
-    pv = _models_claim(cluster, namespace)
+    pv = models_claim(cluster, namespace)
     load = None
     try:
         for version, model in models.items():
-            folder = _models_folder(namespace) / f"v{version}"
+            folder = models_folder(namespace) / f"v{version}"
             folder.mkdir()
             joblib.dump(model, folder / "model.joblib")
             (folder / "model-settings.json").write_text(json.dumps({
@@ -602,7 +579,7 @@ def test_pods_reach_kube_apiserver_and_no_other_control_plane_port(cluster, name
 
 
 def test_a_pod_reaches_a_modeldeployment_by_its_status_url_and_no_other_name_resolves(cluster, namespace, operator):
-    pv = _models_claim(cluster, namespace)
+    pv = models_claim(cluster, namespace)
     try:
         apply(cluster, manifest(namespace, version="3", replicas=1, model={"uri": "pvc://models", "version": "3"},
                                 runtime={"image": realnode.ECHO_SERVER, "port": 8080, "readinessPath": "/healthz"},

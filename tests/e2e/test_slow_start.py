@@ -13,22 +13,18 @@ import json
 import os
 import time
 import urllib.error
-from pathlib import Path
 from typing import Any
 
 import pytest
-import realnode
 import servers
 
 from helpers import wait_for
+from model_volumes import ON_REAL_NODE, cluster_ip, models_claim, models_folder
 from modeldeployments import MD, apply, manifest, status, wait_phase
 
 pytestmark = pytest.mark.skipif(os.environ.get("MODELDEPLOY_REAL_NODE", "1") == "0",
                                 reason="the KWOK-only cluster has no real node")
 
-ROOT = Path(__file__).resolve().parents[2]
-ON_REAL_NODE = {"nodeSelector": {realnode.LABEL: "true"},
-                "tolerations": [{"key": realnode.LABEL, "operator": "Exists", "effect": "NoSchedule"}]}
 COLD, DELAY, SLOW = 40, 0.5, 0.25  # the first 40 requests take 0.5 s more; the check fails an answer over 0.25 s
 SLOW_START = f'''\
 """scikit-learn, slow for its first {COLD} requests (a cold cache)."""
@@ -47,26 +43,6 @@ class SlowStart(SKLearnModel):
         return await super().predict(payload)
 '''
 COUNT = 'sum(model_infer_request_success_total{namespace="$namespace", revision="$revision"})'
-
-
-def models_claim(cluster: Any, namespace: str, folder: Path) -> str:
-    pv = f"models-{namespace}"
-    cluster.kubectl("apply", "-f", "-", input=json.dumps({
-        "apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": pv},
-        "spec": {"capacity": {"storage": "1Mi"}, "accessModes": ["ReadOnlyMany"], "storageClassName": "",
-                 "persistentVolumeReclaimPolicy": "Retain",
-                 "hostPath": {"path": str(folder), "type": "DirectoryOrCreate"},
-                 "claimRef": {"namespace": namespace, "name": "models"}}}))
-    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps({
-        "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "models"},
-        "spec": {"accessModes": ["ReadOnlyMany"], "storageClassName": "", "volumeName": pv,
-                 "resources": {"requests": {"storage": "1Mi"}}}}))
-    return pv
-
-
-def cluster_ip(cluster: Any, namespace: str, service: str) -> str:
-    return str(cluster.kubectl("get", "service", service, "-n", namespace, "-o", "jsonpath={.spec.clusterIP}",
-                               check=False).stdout)
 
 
 class LatencyCheck:
@@ -107,7 +83,8 @@ def test_a_model_slow_for_its_first_requests_is_rolled_back_without_a_warm_up_an
 
     features, labels = load_iris(return_X_y=True)
     model = LogisticRegression(max_iter=1000).fit(features, labels)
-    folder = (ROOT / ".cluster" / "node" / "volumes" / namespace).resolve()
+    pv = models_claim(cluster, namespace)
+    folder = models_folder(namespace)
     for version in ("1", "2", "3"):
         (folder / f"v{version}").mkdir(parents=True)
         joblib.dump(model, folder / f"v{version}" / "model.joblib")
@@ -117,7 +94,6 @@ def test_a_model_slow_for_its_first_requests_is_rolled_back_without_a_warm_up_an
         (folder / f"v{version}" / "model-settings.json").write_text(json.dumps({
             "name": "iris", "implementation": "slowstart.SlowStart" if slow else "mlserver_sklearn.SKLearnModel",
             "parameters": {"uri": "./model.joblib", "version": version}}))
-    pv = models_claim(cluster, namespace, folder)
     check = LatencyCheck(cluster, namespace, features[0].tolist())
     hook = webhooks(check)
     load = None
