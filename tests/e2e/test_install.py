@@ -202,7 +202,8 @@ def _rendered_deployments(cluster: Any) -> dict[str, dict[str, Any]]:
         "helm": one(helm_template(cluster, "ops"), "Deployment"),
         "helm-every-option": one(helm_template(
             cluster, "ops", "--set", "watchedNamespaces={team-a,team-b}", "--set", "replicas=2",
-            "--set", "logLevel=debug", "--set", "logFormat=text", "--set", "serviceMonitor.enabled=true"),
+            "--set", "logLevel=debug", "--set", "logFormat=text", "--set", "serviceMonitor.enabled=true",
+            "--set", "resyncSeconds=60"),
             "Deployment"),
     }
 
@@ -252,7 +253,8 @@ def test_the_rendered_arguments_are_what_modeldeploy_run_takes(cluster):
     assert parsed["helm"].all_namespaces and not getattr(parsed["helm"], "peering", None)
     every = parsed["helm-every-option"]
     assert every.namespace == ["team-a", "team-b"] and every.verbose and every.log_format == "text"
-    assert every.peering == "modeldeploy"
+    assert every.peering == "modeldeploy" and every.resync_seconds == 60
+    assert parsed["helm"].resync_seconds == parsed["kustomize"].resync_seconds == 300
     assert every.storage_initializer_image == "docker.io/kserve/storage-initializer:v0.21.0"
     # The comparator a compare metric runs is the operator's own image (kustomize: the default, its tag)
     for name, dep in _rendered_deployments(cluster).items():

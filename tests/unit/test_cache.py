@@ -296,3 +296,36 @@ def test_a_childs_status_changed_by_its_controller_before_the_operators_write_wa
     cache.answered(obj("fraud-r2", 7, status={"readyReplicas": 2}))
     assert not cache.seen("Deployment", "MODIFIED", obj("fraud-r2", 6, status={"readyReplicas": 2}))
     assert cache.take_woken(NS, "fraud")
+
+
+def test_a_standby_replica_skips_the_resync_and_the_active_one_lists() -> None:
+    """The resync's lists are for the replica that acts on them: a standby's (held by the peering gate) would
+    cost every kind's LIST per period and tell it nothing it may act on."""
+    import asyncio
+
+    from modeldeploy.handlers.queue import Hold
+    from modeldeploy.handlers.resync import KINDS, keep_resyncing
+
+    class Lists:
+        calls = 0
+
+        def relist(self, api_version: str, kind: str, namespace: str | None) -> set[tuple[str, str]]:
+            self.calls += 1
+            return set()
+
+    async def passes(held: bool) -> int:
+        kube = Lists()
+
+        async def gate(namespace: str) -> Hold | None:
+            return Hold("standby") if held else None
+
+        async def trigger(namespace: str, name: str) -> None:
+            pass
+
+        task = asyncio.create_task(keep_resyncing(kube, ["risk"], 0.01, trigger, gate))  # type: ignore[arg-type]
+        await asyncio.sleep(0.1)
+        task.cancel()
+        return kube.calls
+
+    assert asyncio.run(passes(held=True)) == 0
+    assert asyncio.run(passes(held=False)) >= len(KINDS)

@@ -62,6 +62,8 @@ app.kubernetes.io/component: operator
 - {{ .Values.kubeAPI.qps | quote }}
 - --kube-burst
 - {{ .Values.kubeAPI.burst | quote }}
+- --resync-seconds
+- {{ .Values.resyncSeconds | quote }}
 {{- if .Values.analysis.allowInlineURLs }}
 - --allow-inline-analysis-urls
 {{- end }}

@@ -117,8 +117,9 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 async def start_resync(memo: Any, **_: Any) -> None:
     """The periodic resync (handlers/resync.py), for as long as the operator runs; 0 seconds: none."""
     if memo.get("resync_seconds"):
-        memo.resync = asyncio.create_task(keep_resyncing(memo.kube, memo.namespaces, memo.resync_seconds,
-                                                         memo.queue.trigger))
+        memo.resync = asyncio.create_task(keep_resyncing(
+            memo.kube, memo.namespaces, memo.resync_seconds, memo.queue.trigger,
+            memo.peering.hold if memo.peering is not None else None))
 
 
 @kopf.on.cleanup(id="resync")

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 
 from modeldeploy.api import names
 from modeldeploy.handlers import metrics
+from modeldeploy.handlers.queue import Gate
 from modeldeploy.k8s.client import Kube
 
 log = logging.getLogger("modeldeploy.resync")
@@ -37,11 +38,16 @@ def resync(kube: Kube, namespaces: list[str] | None) -> set[tuple[str, str]]:
 
 
 async def keep_resyncing(kube: Kube, namespaces: list[str] | None, every: float,
-                         trigger: Callable[[str, str], Awaitable[None]]) -> None:
-    """Resync every `every` seconds, for as long as the operator runs."""
+                         trigger: Callable[[str, str], Awaitable[None]], gate: Gate | None = None) -> None:
+    """Resync every `every` seconds, for as long as the operator runs. With a gate (peering), a standby replica
+    skips the pass: it would not act on what the lists told, and its paused watches catch up with a full list
+    when it takes over. (One read of the peering object per pass, instead of every kind's LIST.)"""
     while True:
         await asyncio.sleep(every)
         try:
+            if gate is not None and all([await gate(ns) for ns in namespaces or [""]]):
+                log.debug("resync skipped: this replica is not the active one")
+                continue
             woken = await asyncio.to_thread(resync, kube, namespaces)
         except Exception as exc:  # the API server's trouble; the next pass tries again
             log.warning("resync failed (%s: %s); next in %gs", type(exc).__name__, exc, every)
