@@ -310,3 +310,39 @@ def test_with_compare_the_route_copies_to_the_comparator_and_finalize_takes_it_o
     r.set_side_routes([], 50, compare=True)
     r.finalize()
     assert mirror_targets(kube, kind) == [] and MD + "-" not in str(kube.obj["spec"]).replace(f"{MD}-stable", "")
+
+
+def raw_request(url: str, request: bytes) -> bytes:
+    """One request as bytes on a new connection, and the start of its answer."""
+    import socket
+
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        s.sendall(request)
+        return s.recv(65536)
+
+
+def test_a_request_target_that_names_another_host_is_refused(pair: Any) -> None:
+    traffic, _, at_stable, at_canary, comparator = pair
+    # `base + "@host/x"` would make the Service's name a user name, and the host the caller's choice
+    for target in (b"@127.0.0.1:9/x", b"http://127.0.0.1:9/x"):
+        answer = raw_request(traffic, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 400"), (target, answer[:80])
+    assert at_stable == at_canary == [] and comparator.counts.requests == 0
+    # (`//host/x` the standard library's server reads as the path /host/x: it goes to the revisions, whose
+    # answer (their 501 for a GET) comes back; nothing listens on port 9, so a hop there would be a 502)
+    answer = raw_request(traffic, b"GET //127.0.0.1:9/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 501"), answer[:80]
+
+
+def test_a_chunked_body_is_forwarded_whole(pair: Any) -> None:
+    traffic, _, at_stable, at_canary, comparator = pair
+    body = json.dumps({"inputs": [{"name": "x", "datatype": "FP64", "shape": [2, 1], "data": [[1.0], [5.5]]}]})
+    half = len(body) // 2
+    chunks = b"".join(f"{len(part):x}\r\n".encode() + part.encode() + b"\r\n"
+                      for part in (body[:half], body[half:])) + b"0\r\n\r\n"
+    answer = raw_request(traffic, b"POST /v2/models/iris/infer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                                  b"Transfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n" + chunks)
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    assert at_stable[0]["body"] == at_canary[0]["body"] == json.loads(body)
+    assert (comparator.counts.tally.compared, comparator.counts.tally.differ) == (2, 1)

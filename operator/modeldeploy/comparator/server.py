@@ -118,13 +118,22 @@ def metrics_text(counts: Counts) -> str:
 def _traffic_handler(comparator: Comparator) -> type[BaseHTTPRequestHandler]:
     class Traffic(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        timeout = 60  # a client that stops sending mid-request does not hold a thread for ever
 
         def _any(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
+            # Only a path is forwarded: a request target such as `@host/x` or `//host/x` would make the URL
+            # name another host than the revisions' Services.
+            if not self.path.startswith("/") or self.path.startswith("//"):
+                self.send_error(400, "the comparator forwards paths only (a request target starting with one /)")
+                return
+            try:
+                body = self._body()
+            except ValueError as exc:
+                self.send_error(400, str(exc))
+                return
+            if body is None:
                 self.send_error(413, f"the comparator takes bodies of at most {MAX_BODY} bytes")
                 return
-            body = self.rfile.read(length) if length else b""
             answer = comparator.forward(self.command, self.path, dict(self.headers.items()), body)
             if answer is None:
                 self.send_error(502, "the canary did not answer")
@@ -135,6 +144,27 @@ def _traffic_handler(comparator: Comparator) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(answer.body)))
             self.end_headers()
             self.wfile.write(answer.body)
+
+        def _body(self) -> bytes | None:
+            """The request's body, sized or chunked (as a mesh forwards an HTTP/2 client's); None when too large."""
+            if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                out = b""
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0].strip() or b"x", 16)
+                    if size == 0:
+                        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                            pass  # trailers
+                        return out
+                    out += self.rfile.read(size)
+                    self.rfile.readline()
+                    if len(out) > MAX_BODY:
+                        return None
+            length = int(self.headers.get("Content-Length") or 0)
+            if length < 0:
+                raise ValueError("a negative Content-Length")
+            if length > MAX_BODY:
+                return None
+            return self.rfile.read(length) if length else b""
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _any
 

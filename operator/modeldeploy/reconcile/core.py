@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -200,7 +201,8 @@ def measure(kube: Kube, observed: Observed, spec: JSON, old: ModelDeploymentStat
             (m,) = providers.run([metric], context, endpoints.targets(kube, [metric], context, settings))
             log.info("%s/%s warm-up of revision %d: %s requests served", context.namespace, context.name,
                      context.revision, m.value)
-            return m.value if m.verdict != Verdict.INCONCLUSIVE else None
+            ok = m.verdict != Verdict.INCONCLUSIVE and m.value is not None and math.isfinite(m.value)
+            return m.value if ok else None  # (an infinite count is a broken query, not a warm model)
 
         runs.start(key, old.canary_revision, observed.now, run, count if counting else None)
         done = runs.take(key)  # there already when runs are taken inline
